@@ -1,0 +1,68 @@
+"""Errors of the agent factory.
+
+`AgentFactoryError` is the root of every error the project raises on purpose; each subsystem
+(`registry.errors`, `sandbox.errors`, `marketplace.errors`) derives its own small hierarchy from it.
+The CLI prints any of them as one line and exits non-zero; the API turns them into problem details.
+Every error carries the offending value as an attribute, not only in its message.
+"""
+
+from __future__ import annotations
+
+
+class AgentFactoryError(Exception):
+    """Root of the project's deliberate errors. `str(err)` is a complete one-line message."""
+
+
+class TemplateError(AgentFactoryError):
+    """A template could not be loaded, validated or resolved."""
+
+
+class TemplateNotFound(TemplateError):
+    def __init__(self, name: str, chain: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.chain = chain
+        where = f" (required by {' -> '.join(chain)})" if chain else ""
+        super().__init__(f"template {name!r} not found{where}")
+
+
+class TemplateValidationError(TemplateError):
+    """The document is not a valid template. `errors` holds `(field_path, message)` pairs."""
+
+    def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.errors = errors
+        detail = "; ".join(f"{path}: {msg}" if path else msg for path, msg in errors)
+        super().__init__(f"{source}: {detail}")
+
+
+class InheritanceCycle(TemplateError):
+    def __init__(self, chain: tuple[str, ...]) -> None:
+        self.chain = chain
+        super().__init__(f"template inheritance cycle: {' -> '.join(chain)}")
+
+
+class TemplateVetoed(TemplateError):
+    """A validator plugin refused the template. `reasons` lists every refusal."""
+
+    def __init__(self, name: str, reasons: list[str]) -> None:
+        self.name = name
+        self.reasons = reasons
+        super().__init__(f"template {name!r} refused: {'; '.join(reasons)}")
+
+
+class PluginError(AgentFactoryError):
+    """A plugin is missing, misbehaved or could not be registered."""
+
+
+class NoImplementation(PluginError):
+    def __init__(self, template: str, implementation: str) -> None:
+        self.template = template
+        self.implementation = implementation
+        super().__init__(
+            f"template {template!r} needs implementation {implementation!r}, "
+            "which no registered plugin provides"
+        )
+
+
+class AgentInputError(AgentFactoryError):
+    """A task given to an agent is not what the agent accepts."""

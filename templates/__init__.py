@@ -1,0 +1,1 @@
+"""Built-in JSON agent templates (data only; loaded by `core.manager.TemplateManager`)."""
