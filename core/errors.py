@@ -66,3 +66,22 @@ class NoImplementation(PluginError):
 
 class AgentInputError(AgentFactoryError):
     """A task given to an agent is not what the agent accepts."""
+
+
+class PluginLoadError(PluginError):
+    """An entry-point plugin could not be imported or registered."""
+
+    def __init__(self, name: str, target: str, reason: str) -> None:
+        self.name = name
+        self.target = target
+        self.reason = reason
+        super().__init__(f"plugin {name!r} ({target}) could not be loaded: {reason}")
+
+
+class SettingsError(AgentFactoryError):
+    """A factory setting has an impossible value. `field` names it, `value` holds it."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"invalid setting {field}={value!r}: {reason}")

@@ -1,0 +1,71 @@
+"""An agent: a resolved template, a config and the plugin hooks that process its tasks.
+
+Invariants: an agent never changes after it is built (its template is a shared frozen snapshot,
+so a template reload affects only agents created afterwards); `id` is unique within the process;
+construction does no I/O and no validation beyond what the factory already did, which is what
+keeps warm creation in the microseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+import pluggy
+
+from core.errors import AgentInputError, NoImplementation, PluginError
+from core.template import AgentTemplate
+
+# A per-process prefix plus a counter: unique, sortable and far cheaper than uuid4().
+_PREFIX = f"agt-{os.getpid():x}-{os.urandom(3).hex()}-"
+_counter = itertools.count(1)
+
+
+class Agent:
+    """Created by `AgentFactory.create_agent`; call `process(task)` to run it."""
+
+    __slots__ = ("_hook", "config", "id", "implementation", "template")
+
+    def __init__(
+        self,
+        template: AgentTemplate,
+        config: dict[str, Any],
+        implementation: str,
+        hook: pluggy.HookRelay,
+    ) -> None:
+        self.id = f"{_PREFIX}{next(_counter)}"
+        self.template = template
+        self.config = config
+        self.implementation = implementation
+        self._hook = hook
+
+    @property
+    def name(self) -> str:
+        """The name of the template this agent was built from."""
+        return self.template.name
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        """`config[key]`, else the template's `parameters[key]`, else `default`."""
+        if key in self.config:
+            return self.config[key]
+        return self.template.parameters.get(key, default)
+
+    def process(self, task: dict[str, Any]) -> dict[str, Any]:
+        """Run before-process hooks, the implementation, then after-process hooks."""
+        if not isinstance(task, dict):
+            raise AgentInputError(f"a task must be a JSON object, not {type(task).__name__}")
+        self._hook.agentfactory_before_process(agent=self, task=task)
+        result = self._hook.agentfactory_process(agent=self, task=task)
+        if result is None:
+            raise NoImplementation(self.template.name, self.implementation)
+        if not isinstance(result, dict):
+            raise PluginError(
+                f"implementation {self.implementation!r} returned {type(result).__name__}, "
+                "not a JSON object"
+            )
+        self._hook.agentfactory_after_process(agent=self, task=task, result=result)
+        return result
+
+    def __repr__(self) -> str:
+        return f"<Agent {self.id} {self.template.name}@{self.template.version}>"

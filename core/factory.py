@@ -1,0 +1,160 @@
+"""The agent factory: resolved template + config -> `Agent` bound to its implementation.
+
+Invariants:
+- warm creation is one cache lookup in the template manager, one set membership test and one
+  `Agent` construction — no file access, no validation, no copying of the template;
+- an agent is created only if some registered plugin provides its template's implementation
+  (`implementation`, defaulting to the template name), so `process()` cannot fail for lack of one;
+- registering or unregistering a plugin reloads plugin-contributed templates and forgets cached
+  resolutions (validators may have changed); agents created afterwards see the new state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import pluggy
+
+from core.agent import Agent
+from core.config import FactorySettings
+from core.errors import AgentInputError, NoImplementation, PluginError
+from core.manager import ManagerMetrics, TemplateManager
+from core.plugins import implementations, make_plugin_manager, register
+from core.template import AgentTemplate
+
+AgentSpec = tuple[str, dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class FactoryStats:
+    """Counters of one factory."""
+
+    agents_created: int
+    per_template: dict[str, int]
+    plugins: tuple[str, ...]
+    implementations: tuple[str, ...]
+    templates: ManagerMetrics
+
+
+class AgentFactory:
+    """Creates agents from templates. Thread-safe; use as a context manager or call `close()`."""
+
+    def __init__(
+        self,
+        settings: FactorySettings | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
+        *,
+        include_builtin_templates: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings or FactorySettings()
+        self.plugin_manager = plugin_manager or make_plugin_manager()
+        self._hook = self.plugin_manager.hook
+        self._implementations = implementations(self.plugin_manager)
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self.templates = TemplateManager(
+            self.settings,
+            self.plugin_manager,
+            include_builtin=include_builtin_templates,
+            clock=clock,
+        )
+
+    # ----------------------------------------------------------------- creating
+
+    def create_agent(self, template_name: str, config: dict[str, Any] | None = None) -> Agent:
+        """A new agent for template `template_name` with `config` (copied)."""
+        return self._build(self.templates.get(template_name), config)
+
+    async def acreate_agent(
+        self, template_name: str, config: dict[str, Any] | None = None
+    ) -> Agent:
+        """`create_agent` for async code; a cold template is resolved in a worker thread."""
+        if template_name in self.templates.cached_names():
+            return self.create_agent(template_name, config)
+        return await asyncio.to_thread(self.create_agent, template_name, config)
+
+    def bulk_create(self, specs: Iterable[AgentSpec]) -> list[Agent]:
+        """One agent per `(template_name, config)`; every agent of a template in this call shares
+        the same resolved template, even if a reload happens meanwhile."""
+        resolved: dict[str, AgentTemplate] = {}
+        agents = []
+        for name, config in specs:
+            template = resolved.get(name)
+            if template is None:
+                template = resolved[name] = self.templates.get(name)
+            agents.append(self._build(template, config))
+        return agents
+
+    def _build(self, template: AgentTemplate, config: dict[str, Any] | None) -> Agent:
+        implementation = template.implementation or template.name
+        if implementation not in self._implementations:
+            raise NoImplementation(template.name, implementation)
+        if config is None:
+            config = {}
+        elif isinstance(config, dict):
+            config = dict(config)
+        else:
+            raise AgentInputError(f"an agent config must be a JSON object, not {type(config)}")
+        agent = Agent(template, config, implementation, self._hook)
+        name = template.name
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + 1
+        self._hook.agentfactory_agent_created(agent=agent)
+        return agent
+
+    # ----------------------------------------------------------------- plugins
+
+    def register_plugin(self, plugin: object, name: str | None = None) -> str:
+        """Register `plugin`; its templates and implementations are usable right away."""
+        registered = register(self.plugin_manager, plugin, name)
+        self._plugins_changed()
+        return registered
+
+    def unregister_plugin(self, name: str) -> None:
+        """Remove the plugin registered as `name`, with the templates it contributed."""
+        if self.plugin_manager.get_plugin(name) is None:
+            raise PluginError(f"no plugin named {name!r} is registered")
+        self.plugin_manager.unregister(name=name)
+        self._plugins_changed()
+
+    def _plugins_changed(self) -> None:
+        self._implementations = implementations(self.plugin_manager)
+        self.templates.reload()  # also clears cached resolutions: validators may differ now
+
+    # ----------------------------------------------------------------- reporting
+
+    def stats(self) -> FactoryStats:
+        with self._lock:
+            counts = dict(self._counts)
+        names = tuple(sorted(n for n, _ in self.plugin_manager.list_name_plugin()))
+        return FactoryStats(
+            agents_created=sum(counts.values()),
+            per_template=counts,
+            plugins=names,
+            implementations=tuple(sorted(self._implementations)),
+            templates=self.templates.metrics(),
+        )
+
+    def metrics(self) -> ManagerMetrics:
+        return self.templates.metrics()
+
+    def close(self) -> None:
+        self.templates.close()
+
+    def __enter__(self) -> AgentFactory:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
