@@ -38,7 +38,23 @@ _EXPORTS = {
     "parse_template": "core.loader",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "DENIED_TOOLS",
+    "Agent",
+    "AgentFactory",
+    "AgentTemplate",
+    "FactorySettings",
+    "FactoryStats",
+    "ManagerMetrics",
+    "ModelSettings",
+    "ReloadEvent",
+    "TemplateManager",
+    "denied_tools",
+    "hookimpl",
+    "load_template_file",
+    "make_plugin_manager",
+    "parse_template",
+]
 
 
 def __getattr__(name: str) -> Any:
