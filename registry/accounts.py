@@ -1,0 +1,233 @@
+"""Publishers, namespaces, API tokens and signing keys.
+
+Tokens: only the sha256 of a token is stored, so a database leak does not leak credentials;
+the plaintext is returned once. A token carries scopes (publish, review, admin) and can be
+revoked. Keys: a publisher's first key is accepted as is (trust on first use, bound to the
+token that registers it); every later key needs a rotation statement signed by one of the
+publisher's current (unrevoked) keys. A revoked key verifies no new upload, but releases it
+signed keep its key id, and the key row is kept so they can still be checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from registry.config import RegistryConfig
+from registry.errors import (
+    AuthenticationError,
+    Conflict,
+    InvalidName,
+    NotFound,
+    PermissionDenied,
+    ReservedName,
+    RevokedKey,
+    UnknownKey,
+)
+from registry.models import ApiToken, Namespace, Publisher, SigningKeyRecord, utcnow
+from registry.names import normalize_part, validate_namespace
+from registry.schemas import SCOPES, KeyPublic, Principal, PublisherPublic, TokenPublic
+from registry.signing import key_id_for, load_public, verify_rotation
+
+TOKEN_PREFIX = "afr_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def require_scope(principal: Principal, scope: str) -> None:
+    if scope not in principal.scopes and "admin" not in principal.scopes:
+        raise PermissionDenied(f"the token lacks the {scope!r} scope")
+
+
+def publisher_public(session: Session, publisher: Publisher) -> PublisherPublic:
+    assert publisher.id is not None
+    namespaces = session.exec(
+        select(Namespace.name).where(Namespace.publisher_id == publisher.id)
+    ).all()
+    return PublisherPublic(
+        id=publisher.id, name=publisher.name, namespaces=sorted(namespaces),
+        created_at=publisher.created_at,
+    )
+
+
+def _issue_token(session: Session, publisher_id: int, scopes: set[str]) -> str:
+    unknown = set(scopes) - SCOPES
+    if unknown or not scopes:
+        raise PermissionDenied(f"unknown or empty scopes {sorted(unknown)}; use {sorted(SCOPES)}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            token_id=secrets.token_hex(8), publisher_id=publisher_id,
+            token_hash=hash_token(token), scopes=" ".join(sorted(scopes)),
+        )
+    )
+    return token
+
+
+def _claim_namespace(
+    session: Session, publisher_id: int, namespace: str, config: RegistryConfig
+) -> None:
+    normalized = validate_namespace(namespace)
+    if normalized in config.reserved_namespaces:
+        raise ReservedName(namespace)
+    if session.exec(select(Namespace).where(Namespace.normalized_name == normalized)).first():
+        raise Conflict(f"namespace {namespace!r} is already taken")
+    session.add(Namespace(name=namespace, normalized_name=normalized, publisher_id=publisher_id))
+
+
+def register_publisher(
+    session: Session, name: str, namespace: str | None, email: str | None,
+    config: RegistryConfig,
+) -> tuple[PublisherPublic, str]:
+    """A new publisher (and namespace, if given) with a publish+review token."""
+    try:
+        normalized = validate_namespace(name)
+    except InvalidName as exc:
+        raise InvalidName(name, "a publisher name is 1-64 letters, digits, '-', '_' or '.'") \
+            from exc
+    if session.exec(select(Publisher).where(Publisher.normalized_name == normalized)).first():
+        raise Conflict(f"publisher {name!r} already exists")
+    publisher = Publisher(name=name, normalized_name=normalized, email=email)
+    session.add(publisher)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"publisher {name!r} already exists") from None
+    assert publisher.id is not None
+    if namespace is not None:
+        _claim_namespace(session, publisher.id, namespace, config)
+    token = _issue_token(session, publisher.id, {"publish", "review"})
+    session.flush()
+    return publisher_public(session, publisher), token
+
+
+def add_namespace(
+    session: Session, principal: Principal, namespace: str, config: RegistryConfig
+) -> None:
+    require_scope(principal, "publish")
+    _claim_namespace(session, principal.publisher_id, namespace, config)
+
+
+def create_token(session: Session, principal: Principal, scopes: set[str]) -> str:
+    # A token can only hand out scopes it holds itself (admin holds them all).
+    if "admin" not in principal.scopes and not set(scopes) <= principal.scopes:
+        raise PermissionDenied("a token cannot grant scopes it does not hold")
+    return _issue_token(session, principal.publisher_id, set(scopes))
+
+
+def revoke_token(session: Session, principal: Principal, token_id: str) -> None:
+    row = session.exec(select(ApiToken).where(ApiToken.token_id == token_id)).first()
+    if row is None or (
+        row.publisher_id != principal.publisher_id and "admin" not in principal.scopes
+    ):
+        raise NotFound("token", token_id)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(row)
+
+
+def tokens(session: Session, principal: Principal) -> list[TokenPublic]:
+    rows = session.exec(
+        select(ApiToken).where(ApiToken.publisher_id == principal.publisher_id)
+    ).all()
+    return [
+        TokenPublic(token_id=r.token_id, scopes=r.scopes.split(), created_at=r.created_at,
+                    revoked_at=r.revoked_at)
+        for r in rows
+    ]
+
+
+def authenticate(session: Session, token: str) -> Principal:
+    if not token.startswith(TOKEN_PREFIX):
+        raise AuthenticationError("malformed token")
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
+    if row is None or row.revoked_at is not None:
+        raise AuthenticationError()
+    publisher = session.get(Publisher, row.publisher_id)
+    assert publisher is not None
+    namespaces = session.exec(
+        select(Namespace.normalized_name).where(Namespace.publisher_id == row.publisher_id)
+    ).all()
+    return Principal(
+        publisher_id=row.publisher_id, name=publisher.name, namespaces=frozenset(namespaces),
+        scopes=frozenset(row.scopes.split()), token_id=row.token_id,
+    )
+
+
+def key_public(record: SigningKeyRecord, publisher: str) -> KeyPublic:
+    return KeyPublic(
+        key_id=record.key_id, publisher=publisher, public_key=record.public_key,
+        signed_by=record.signed_by, created_at=record.created_at, revoked_at=record.revoked_at,
+    )
+
+
+def add_key(
+    session: Session, principal: Principal, public_key: bytes,
+    rotation_signature: bytes | None, signed_by: str | None,
+) -> KeyPublic:
+    require_scope(principal, "publish")
+    load_public(public_key)  # InvalidKey unless 32 raw Ed25519 bytes
+    key_id = key_id_for(public_key)
+    if session.get(SigningKeyRecord, key_id) is not None:
+        raise Conflict(f"key {key_id} is already registered")
+    current = session.exec(
+        select(SigningKeyRecord).where(
+            SigningKeyRecord.publisher_id == principal.publisher_id,
+            col(SigningKeyRecord.revoked_at).is_(None),
+        )
+    ).all()
+    has_any = session.exec(
+        select(SigningKeyRecord.key_id).where(
+            SigningKeyRecord.publisher_id == principal.publisher_id
+        )
+    ).first()
+    if has_any is not None:
+        if rotation_signature is None or signed_by is None:
+            raise PermissionDenied("a new key needs a rotation statement signed by a current key")
+        signer = next((k for k in current if k.key_id == signed_by), None)
+        if signer is None:
+            revoked = session.get(SigningKeyRecord, signed_by)
+            if revoked is not None and revoked.publisher_id == principal.publisher_id:
+                raise RevokedKey(signed_by)
+            raise UnknownKey(signed_by)
+        verify_rotation(signer.public_key, rotation_signature, public_key, principal.name)
+    record = SigningKeyRecord(
+        key_id=key_id, publisher_id=principal.publisher_id, public_key=public_key,
+        signed_by=signed_by if has_any is not None else None,
+        rotation_signature=rotation_signature if has_any is not None else None,
+    )
+    session.add(record)
+    session.flush()
+    return key_public(record, principal.name)
+
+
+def revoke_key(session: Session, principal: Principal, key_id: str) -> KeyPublic:
+    require_scope(principal, "publish")
+    record = session.get(SigningKeyRecord, key_id)
+    if record is None or (
+        record.publisher_id != principal.publisher_id and "admin" not in principal.scopes
+    ):
+        raise UnknownKey(key_id)
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+        session.add(record)
+    return key_public(record, principal.name)
+
+
+def keys(session: Session, publisher: str) -> list[KeyPublic]:
+    row = session.exec(
+        select(Publisher).where(Publisher.normalized_name == normalize_part(publisher))
+    ).first()
+    if row is None:
+        raise NotFound("publisher", publisher)
+    records = session.exec(
+        select(SigningKeyRecord)
+        .where(SigningKeyRecord.publisher_id == row.id)
+        .order_by(col(SigningKeyRecord.created_at))
+    ).all()
+    return [key_public(r, row.name) for r in records]

@@ -1,0 +1,166 @@
+"""SQLModel tables of the registry.
+
+The database, not only the code, enforces the rules: unique normalized names (publishers,
+namespaces, packages), one release per `(package, canonical_version)`, one release per archive
+digest (64 lowercase hex characters), one review per `(package, reviewer)`, stars between 1 and
+5, non-negative counters, and foreign keys everywhere. Display and normalized values are stored
+side by side. Rows never leave the registry: the facade returns `registry.schemas` records.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import CheckConstraint, Column, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PublisherBase(SQLModel):
+    name: str = Field(max_length=64)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class Publisher(PublisherBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    normalized_name: str = Field(unique=True, index=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Namespace(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64)
+    normalized_name: str = Field(unique=True, index=True, max_length=64)
+    publisher_id: int = Field(foreign_key="publisher.id", index=True)
+
+
+class ApiToken(SQLModel, table=True):
+    """Only the sha256 of a token is stored; the plaintext is shown once, at creation."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (CheckConstraint("length(token_hash) = 64", name="token_hash_len"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_id: str = Field(unique=True, index=True, max_length=32)
+    publisher_id: int = Field(foreign_key="publisher.id", index=True)
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    scopes: str = Field(max_length=100)  # space-separated subset of publish/review/admin
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class SigningKeyRecord(SQLModel, table=True):
+    __tablename__ = "signing_key"
+
+    key_id: str = Field(primary_key=True, max_length=32)
+    publisher_id: int = Field(foreign_key="publisher.id", index=True)
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    signed_by: str | None = Field(default=None, max_length=32)
+    rotation_signature: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class PackageBase(SQLModel):
+    name: str = Field(max_length=130)
+    summary: str = Field(default="", max_length=300)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    license: str = Field(default="", max_length=100)
+    homepage: str | None = None
+
+
+class Package(PackageBase, table=True):
+    __table_args__ = (
+        CheckConstraint("downloads >= 0", name="package_downloads_nonneg"),
+        CheckConstraint("review_count >= 0 AND stars_sum >= 0", name="package_reviews_nonneg"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    normalized_name: str = Field(unique=True, index=True, max_length=130)
+    namespace_id: int = Field(foreign_key="namespace.id", index=True)
+    publisher_id: int = Field(foreign_key="publisher.id", index=True)
+    # Search fields of the latest release; list-valued ones are "|a|b|" so LIKE '%|a|%' works.
+    keywords: str = ""
+    capabilities: str = ""
+    tools: str = ""
+    template_names: str = ""
+    latest_version: str | None = None
+    readme: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+    downloads: int = Field(default=0, index=True)
+    # Review aggregates, recomputed from review rows inside every review transaction.
+    review_count: int = 0
+    stars_sum: int = 0
+    stars_1: int = 0
+    stars_2: int = 0
+    stars_3: int = 0
+    stars_4: int = 0
+    stars_5: int = 0
+
+
+class Release(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("package_id", "canonical_version", name="release_package_version"),
+        CheckConstraint("length(digest) = 64", name="release_digest_len"),
+        CheckConstraint("size > 0", name="release_size_pos"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    package_id: int = Field(foreign_key="package.id", index=True)
+    version: str = Field(max_length=64)
+    canonical_version: str = Field(max_length=64)
+    prerelease: bool = False
+    digest: str = Field(unique=True, max_length=64)
+    size: int
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    key_id: str = Field(foreign_key="signing_key.key_id", max_length=32)
+    uploaded_at: datetime = Field(default_factory=utcnow)
+    yanked: bool = False
+    yank_reason: str | None = None
+    manifest_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Review(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("package_id", "reviewer_id", name="review_one_per_user"),
+        CheckConstraint("stars BETWEEN 1 AND 5", name="review_stars_range"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    package_id: int = Field(foreign_key="package.id", index=True)
+    reviewer_id: int = Field(foreign_key="publisher.id", index=True)
+    stars: int
+    title: str = ""
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    version: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    reply: str | None = Field(default=None, sa_column=Column(Text))
+    reply_at: datetime | None = None
+    flag_count: int = 0
+
+
+class ReviewFlag(SQLModel, table=True):
+    __tablename__ = "review_flag"
+    __table_args__ = (UniqueConstraint("review_id", "flagger_id", name="flag_one_per_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: int = Field(foreign_key="review.id", index=True, ondelete="CASCADE")
+    flagger_id: int = Field(foreign_key="publisher.id")
+    reason: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DownloadCount(SQLModel, table=True):
+    """Downloads per release per day; `Package.downloads` holds the running total."""
+
+    __tablename__ = "download_count"
+    __table_args__ = (CheckConstraint("count >= 0", name="download_count_nonneg"),)
+
+    release_id: int = Field(foreign_key="release.id", primary_key=True)
+    day: date = Field(primary_key=True)
+    count: int = 0

@@ -1,0 +1,88 @@
+"""Choosing a release for a version specifier.
+
+`resolve` returns the highest release whose version the `packaging` `SpecifierSet` contains,
+never comparing versions as strings. Yanked releases are skipped, except that an exact pin
+(`==V` or `===V`, no wildcard) still returns its release even when yanked, as PEP 592 asks, so
+locked installs keep working. Pre-releases are considered when `prereleases=True` or when the
+specifier itself names one (`>=2.0b1`), following `packaging`'s rules.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+from sqlmodel import Session, select
+
+from registry.errors import InvalidQuery, NoMatchingRelease, NotFound
+from registry.models import Package, Release
+from registry.names import normalize_name
+
+
+@lru_cache(maxsize=65536)
+def parse_version(version: str) -> Version:
+    """Versions are parsed once per process: resolving over many releases stays cheap."""
+    return Version(version)
+
+
+@lru_cache(maxsize=4096)
+def parse_specifier(specifier: str) -> SpecifierSet:
+    try:
+        return SpecifierSet(specifier)
+    except InvalidSpecifier:
+        raise InvalidQuery("specifier", specifier, "not a PEP 440 version specifier") from None
+
+
+def is_exact_pin(spec: SpecifierSet) -> bool:
+    items = list(spec)
+    return (
+        len(items) == 1
+        and items[0].operator in ("==", "===")
+        and not items[0].version.endswith(".*")
+    )
+
+
+def choose(
+    candidates: list[tuple[int, str, bool]], specifier: str, prereleases: bool = False
+) -> int | None:
+    """The id of the best `(id, version, yanked)` candidate for `specifier`, or None."""
+    spec = parse_specifier(specifier)
+    allow_yanked = is_exact_pin(spec)
+    pre: bool | None = True if prereleases else None
+    best: tuple[Version, int] | None = None
+    for release_id, version, yanked in candidates:
+        if yanked and not allow_yanked:
+            continue
+        parsed = parse_version(version)
+        if best is not None and parsed <= best[0]:
+            continue
+        if spec.contains(parsed, prereleases=pre):
+            best = (parsed, release_id)
+    return best[1] if best else None
+
+
+def find_package(session: Session, name: str) -> Package:
+    row = session.exec(
+        select(Package).where(Package.normalized_name == normalize_name(name))
+    ).first()
+    if row is None:
+        raise NotFound("package", name)
+    return row
+
+
+def resolve(
+    session: Session, name: str, specifier: str = "", prereleases: bool = False
+) -> tuple[Package, Release]:
+    package = find_package(session, name)
+    candidates = session.execute(
+        select(Release.id, Release.version, Release.yanked).where(
+            Release.package_id == package.id
+        )
+    ).all()
+    chosen = choose([(r[0], r[1], r[2]) for r in candidates], specifier, prereleases)
+    if chosen is None:
+        raise NoMatchingRelease(package.name, specifier)
+    release = session.get(Release, chosen)
+    assert release is not None
+    return package, release

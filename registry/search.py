@@ -1,0 +1,140 @@
+"""Search over packages: full text, filters, four sort orders, pagination.
+
+On SQLite with FTS5, `package_fts` (rowid = package id) holds the name, summary, keywords,
+capabilities and template names of each package's latest release; `index_package` rewrites a
+package's row in the same transaction as the change that caused it, so the index never drifts
+from the table. Each query word matches as a prefix and all words must match; relevance is
+BM25 with the name weighted highest. Without FTS5 (or on PostgreSQL) the same query runs as
+case-insensitive LIKE over the same fields, relevance then meaning "name matches first".
+Rating order is the Bayesian average `(C*m + sum) / (C + n)`, m the mean of all ratings.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, case, column, func, literal, or_, select, table, text
+from sqlmodel import Session, col
+
+from registry.errors import InvalidQuery
+from registry.models import Package, Publisher
+from registry.schemas import PackageSummary, SearchPage, split_list
+
+Sort = Literal["relevance", "rating", "downloads", "recent"]
+SORTS: tuple[str, ...] = ("relevance", "rating", "downloads", "recent")
+DEFAULT_MEAN = 3.0
+MAX_PER_PAGE = 100
+_FTS = table("package_fts", column("rowid"))
+
+
+def index_package(session: Session, row: Package) -> None:
+    session.execute(text("DELETE FROM package_fts WHERE rowid = :id"), {"id": row.id})
+    session.execute(
+        text(
+            "INSERT INTO package_fts (rowid, name, summary, keywords, capabilities, templates) "
+            "VALUES (:id, :name, :summary, :keywords, :caps, :templates)"
+        ),
+        {
+            "id": row.id, "name": row.name.replace("/", " ") + " " + row.normalized_name,
+            "summary": row.summary, "keywords": " ".join(split_list(row.keywords)),
+            "caps": " ".join(split_list(row.capabilities)),
+            "templates": " ".join(split_list(row.template_names)),
+        },
+    )
+
+
+def global_mean(session: Session) -> float:
+    total, count = session.execute(
+        select(func.coalesce(func.sum(Package.stars_sum), 0),
+               func.coalesce(func.sum(Package.review_count), 0))
+    ).one()
+    return float(total) / float(count) if count else DEFAULT_MEAN
+
+
+def bayesian(stars_sum: int, count: int, mean: float, weight: float) -> float:
+    return (weight * mean + stars_sum) / (weight + count)
+
+
+def _words(query: str) -> list[str]:
+    return re.findall(r"\w+", query.lower())
+
+
+def _summary(row: Any, mean: float, weight: float) -> PackageSummary:
+    return PackageSummary(
+        name=row.name, summary=row.summary, publisher=row.publisher,
+        latest_version=row.latest_version, keywords=split_list(row.keywords),
+        capabilities=split_list(row.capabilities), tools=split_list(row.tools),
+        templates=split_list(row.template_names), downloads=row.downloads,
+        rating_count=row.review_count,
+        rating_mean=row.stars_sum / row.review_count if row.review_count else None,
+        rating_bayesian=bayesian(row.stars_sum, row.review_count, mean, weight),
+        updated_at=row.updated_at,
+    )
+
+
+def search(
+    session: Session, query: str = "", *, sort: str = "relevance", page: int = 1,
+    per_page: int = 20, capability: str | None = None, tool: str | None = None,
+    fts: bool = False, prior_weight: float = 5.0,
+) -> SearchPage:
+    if sort not in SORTS:
+        raise InvalidQuery("sort", sort, f"use one of {', '.join(SORTS)}")
+    page = max(1, page)
+    per_page = max(1, min(MAX_PER_PAGE, per_page))
+    words = _words(query)
+    mean = global_mean(session)
+    filters: list[ColumnElement[bool]] = []
+    if capability:
+        filters.append(col(Package.capabilities).like(f"%|{capability}|%"))
+    if tool:
+        filters.append(col(Package.tools).like(f"%|{tool}|%"))
+    rank: Any = None
+    base = (
+        select(
+            Package.id, Package.name, Package.summary, Package.latest_version,
+            Package.keywords, Package.capabilities, Package.tools, Package.template_names,
+            Package.downloads, Package.review_count, Package.stars_sum, Package.updated_at,
+            col(Publisher.name).label("publisher"),
+        )
+        .join(Publisher, col(Publisher.id) == col(Package.publisher_id))
+    )
+    if words and fts:
+        match = " AND ".join(f'"{w}"*' for w in words)
+        base = base.join(_FTS, _FTS.c.rowid == col(Package.id)).where(
+            text("package_fts MATCH :match").bindparams(match=match)
+        )
+        rank = text("bm25(package_fts, 10.0, 3.0, 5.0, 2.0, 2.0)")
+    elif words:
+        fields = [
+            col(Package.normalized_name), func.lower(Package.summary),
+            func.lower(Package.keywords), func.lower(Package.capabilities),
+            func.lower(Package.template_names),
+        ]
+        filters.extend(or_(*[f.like(f"%{w}%") for f in fields]) for w in words)
+        rank = case(
+            (and_(*[col(Package.normalized_name).like(f"%{w}%") for w in words]), literal(0)),
+            else_=literal(1),
+        )
+    if filters:
+        base = base.where(*filters)
+    weight = float(prior_weight)
+    rating = (weight * mean + col(Package.stars_sum)) / (weight + col(Package.review_count))
+    order: list[Any]
+    if sort == "rating":
+        order = [rating.desc(), col(Package.downloads).desc()]
+    elif sort == "downloads":
+        order = [col(Package.downloads).desc()]
+    elif sort == "recent":
+        order = [col(Package.updated_at).desc()]
+    else:
+        order = ([rank] if rank is not None else []) + [col(Package.downloads).desc()]
+    order.append(col(Package.id).asc())  # a stable order makes pages disjoint
+    total = session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    rows = session.execute(
+        base.order_by(*order).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return SearchPage(
+        items=[_summary(r, mean, weight) for r in rows], total=total, page=page,
+        per_page=per_page,
+    )

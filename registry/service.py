@@ -1,0 +1,303 @@
+"""`Registry`: the facade the marketplace server and the CLI call.
+
+A thin layer over `accounts`, `publish`, `search`, `resolve` and `reviews`: each method opens
+its own short transaction (writes take the SQLite write lock up front, see `registry.db`) and
+returns public records from `registry.schemas`, never ORM rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_version
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from registry import accounts, reviews
+from registry import search as search_mod
+from registry.archive import read_archive
+from registry.blobs import BlobStore, LocalBlobStore, cleanup_orphans
+from registry.config import RegistryConfig
+from registry.db import fts_available, init_db, make_engine, read_session, write_session
+from registry.errors import NotFound, PermissionDenied
+from registry.models import DownloadCount, Publisher, Release
+from registry.models import Package as PackageRow
+from registry.publish import PublishContext, apply_release_fields, release_public, run_publish
+from registry.names import normalize_part
+from registry.resolve import choose, find_package
+from registry.resolve import resolve as resolve_release
+from registry.schemas import (
+    KeyPublic,
+    PackageDetail,
+    Principal,
+    PublisherPublic,
+    RatingSummary,
+    ReleasePublic,
+    ReviewPage,
+    ReviewPublic,
+    SearchPage,
+    TokenPublic,
+    split_list,
+)
+
+
+class Registry:
+    def __init__(
+        self, engine: Engine, blobs: BlobStore, config: RegistryConfig | None = None
+    ) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.config = config or RegistryConfig()
+        init_db(engine)
+        self.fts = fts_available(engine)
+
+    @classmethod
+    def open(
+        cls, home: Path, url: str | None = None, config: RegistryConfig | None = None
+    ) -> Registry:
+        """SQLite `home/registry.db` (or `url`) and blobs under `home/blobs`."""
+        home = Path(home)
+        home.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(url or f"sqlite:///{home / 'registry.db'}")
+        return cls(engine, LocalBlobStore(home / "blobs"), config)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    def register_publisher(
+        self, name: str, namespace: str | None, email: str | None = None
+    ) -> tuple[PublisherPublic, str]:
+        with write_session(self.engine) as s:
+            return accounts.register_publisher(s, name, namespace, email, self.config)
+
+    def add_namespace(self, principal: Principal, namespace: str) -> None:
+        with write_session(self.engine) as s:
+            accounts.add_namespace(s, principal, namespace, self.config)
+
+    def create_token(self, principal: Principal, scopes: set[str]) -> str:
+        with write_session(self.engine) as s:
+            return accounts.create_token(s, principal, scopes)
+
+    def revoke_token(self, principal: Principal, token_id: str) -> None:
+        with write_session(self.engine) as s:
+            accounts.revoke_token(s, principal, token_id)
+
+    def tokens(self, principal: Principal) -> list[TokenPublic]:
+        with read_session(self.engine) as s:
+            return accounts.tokens(s, principal)
+
+    def authenticate(self, token: str) -> Principal:
+        with read_session(self.engine) as s:
+            return accounts.authenticate(s, token)
+
+    def publisher(self, name: str) -> PublisherPublic:
+        with read_session(self.engine) as s:
+            row = s.exec(
+                select(Publisher).where(Publisher.normalized_name == normalize_part(name))
+            ).first()
+            if row is None:
+                raise NotFound("publisher", name)
+            return accounts.publisher_public(s, row)
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def add_key(
+        self, principal: Principal, public_key: bytes, rotation_signature: bytes | None = None,
+        signed_by: str | None = None,
+    ) -> KeyPublic:
+        with write_session(self.engine) as s:
+            return accounts.add_key(s, principal, public_key, rotation_signature, signed_by)
+
+    def revoke_key(self, principal: Principal, key_id: str) -> KeyPublic:
+        with write_session(self.engine) as s:
+            return accounts.revoke_key(s, principal, key_id)
+
+    def keys(self, publisher: str) -> list[KeyPublic]:
+        with read_session(self.engine) as s:
+            return accounts.keys(s, publisher)
+
+    # -- packages ---------------------------------------------------------------------------
+
+    def publish(
+        self, principal: Principal, archive: bytes, signature: bytes, key_id: str
+    ) -> ReleasePublic:
+        bind = self.engine.execution_options(registry_write=True)
+        with Session(bind, expire_on_commit=False) as s:
+            ctx = PublishContext(
+                session=s, blobs=self.blobs, config=self.config, principal=principal,
+                archive=archive, signature=signature, key_id=key_id, fts=self.fts,
+            )
+            return run_publish(ctx)
+
+    def search(
+        self, query: str = "", *, sort: str = "relevance", page: int = 1, per_page: int = 20,
+        capability: str | None = None, tool: str | None = None,
+    ) -> SearchPage:
+        with read_session(self.engine) as s:
+            return search_mod.search(
+                s, query, sort=sort, page=page, per_page=per_page, capability=capability,
+                tool=tool, fts=self.fts, prior_weight=self.config.prior_weight,
+            )
+
+    def package(self, name: str) -> PackageDetail:
+        with read_session(self.engine) as s:
+            row = find_package(s, name)
+            publisher = s.get(Publisher, row.publisher_id)
+            assert publisher is not None
+            versions = s.exec(
+                select(Release.version).where(Release.package_id == row.id)
+                .order_by(col(Release.uploaded_at))
+            ).all()
+            rating = reviews.rating_summary(s, row, self.config.prior_weight)
+            return PackageDetail(
+                name=row.name, summary=row.summary, publisher=publisher.name,
+                latest_version=row.latest_version, keywords=split_list(row.keywords),
+                capabilities=split_list(row.capabilities), tools=split_list(row.tools),
+                templates=split_list(row.template_names), downloads=row.downloads,
+                rating_count=rating.count, rating_mean=rating.mean,
+                rating_bayesian=rating.bayesian, updated_at=row.updated_at,
+                description=row.description, license=row.license, homepage=row.homepage,
+                readme=row.readme, rating=rating, versions=list(versions),
+                created_at=row.created_at,
+            )
+
+    def releases(self, name: str) -> list[ReleasePublic]:
+        with read_session(self.engine) as s:
+            row = find_package(s, name)
+            rows = s.exec(
+                select(Release).where(Release.package_id == row.id)
+                .order_by(col(Release.uploaded_at), col(Release.id))
+            ).all()
+            return [release_public(r, row.name) for r in rows]
+
+    def resolve(self, name: str, specifier: str = "", prereleases: bool = False) -> ReleasePublic:
+        with read_session(self.engine) as s:
+            package, release = resolve_release(s, name, specifier, prereleases)
+            return release_public(release, package.name)
+
+    def _release(self, s: Session, name: str, version: str) -> tuple[PackageRow, Release]:
+        package = find_package(s, name)
+        release = s.exec(
+            select(Release).where(
+                Release.package_id == package.id,
+                Release.canonical_version == canonicalize_version(version),
+            )
+        ).first()
+        if release is None:
+            raise NotFound("release", f"{package.name} {version}")
+        return package, release
+
+    def download(self, name: str, version: str) -> tuple[ReleasePublic, bytes]:
+        """The release and its archive bytes; counts one download."""
+        with write_session(self.engine) as s:
+            package, release = self._release(s, name, version)
+            data = self.blobs.get(release.digest)
+            s.execute(
+                update(PackageRow).where(col(PackageRow.id) == package.id)
+                .values(downloads=col(PackageRow.downloads) + 1)
+            )
+            _count_download(s, release)
+            return release_public(release, package.name), data
+
+    def _set_yanked(
+        self, principal: Principal, name: str, version: str, reason: str | None
+    ) -> ReleasePublic:
+        accounts.require_scope(principal, "publish")
+        with write_session(self.engine) as s:
+            package, release = self._release(s, name, version)
+            if package.publisher_id != principal.publisher_id and "admin" not in principal.scopes:
+                raise PermissionDenied(f"{package.name} belongs to another publisher")
+            release.yanked, release.yank_reason = reason is not None, reason
+            s.add(release)
+            s.flush()
+            self._refresh_latest(s, package)
+            return release_public(release, package.name)
+
+    def yank(self, principal: Principal, name: str, version: str, reason: str) -> ReleasePublic:
+        return self._set_yanked(principal, name, version, reason or "yanked")
+
+    def unyank(self, principal: Principal, name: str, version: str) -> ReleasePublic:
+        return self._set_yanked(principal, name, version, None)
+
+    def _refresh_latest(self, s: Session, package: PackageRow) -> None:
+        """Point the package's listing at its best non-yanked release (after a yank/unyank)."""
+        rows = s.execute(
+            select(Release.id, Release.version, Release.yanked)
+            .where(Release.package_id == package.id)
+        ).all()
+        candidates = [(r[0], r[1], r[2]) for r in rows]
+        best = choose(candidates, "") or choose(candidates, "", prereleases=True)
+        if best is None:
+            package.latest_version = None
+        else:
+            release = s.get(Release, best)
+            assert release is not None
+            if release.version != package.latest_version:
+                apply_release_fields(package, read_archive(self.blobs.get(release.digest)))
+        s.add(package)
+        if self.fts:
+            search_mod.index_package(s, package)
+
+    def cleanup_blobs(self) -> list[str]:
+        """Delete blobs no release refers to. Run it when no publish is in flight."""
+        with read_session(self.engine) as s:
+            known = s.exec(select(Release.digest)).all()
+        return cleanup_orphans(self.blobs, known)
+
+    # -- reviews ----------------------------------------------------------------------------
+
+    def rate(
+        self, principal: Principal, name: str, stars: int, title: str = "", body: str = "",
+        version: str | None = None,
+    ) -> ReviewPublic:
+        with write_session(self.engine) as s:
+            return reviews.rate(s, principal, name, stars, title, body, version, self.config)
+
+    def delete_review(self, principal: Principal, name: str) -> None:
+        with write_session(self.engine) as s:
+            reviews.delete_review(s, principal, name)
+
+    def reply(self, principal: Principal, review_id: int, text: str) -> ReviewPublic:
+        with write_session(self.engine) as s:
+            return reviews.reply(s, principal, review_id, text, self.config)
+
+    def flag(self, principal: Principal, review_id: int, reason: str) -> ReviewPublic:
+        with write_session(self.engine) as s:
+            return reviews.flag(s, principal, review_id, reason)
+
+    def reviews(self, name: str, page: int = 1, per_page: int = 20) -> ReviewPage:
+        with read_session(self.engine) as s:
+            return reviews.list_reviews(s, name, page, per_page)
+
+    def rating(self, name: str) -> RatingSummary:
+        with read_session(self.engine) as s:
+            return reviews.rating_summary(s, find_package(s, name), self.config.prior_weight)
+
+
+def _count_download(s: Session, release: Release) -> None:
+    assert release.id is not None
+    today = datetime.now(UTC).date()
+    values: dict[str, Any] = {"release_id": release.id, "day": today, "count": 1}
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(DownloadCount).values(**values)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(DownloadCount).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["release_id", "day"], set_={"count": DownloadCount.count + 1}
+    )
+    s.execute(stmt)
