@@ -1,0 +1,463 @@
+"""Install, reinstall from the lockfile, and uninstall community agents.
+
+The order of checks for every package, nothing trusted before its check passed:
+1. resolve the request and the agents' own requirements (`marketplace.resolver`);
+2. download with a size cap, hashing while streaming; the sha256 must equal the digest the
+   registry indexed (or the lockfile recorded, for `--locked`);
+3. the signing key: pinned per publisher on first use (`keys.json`); a different key later is
+   refused (`KeyChanged`) unless every link of its rotation chain back to the pinned key verifies;
+   the key must belong to the package's publisher and hash to its key id;
+4. the Ed25519 signature over (digest, name, version) with that key;
+5. the archive's own checks (`registry.archive.read_archive`) and that it is the asked-for
+   name and version;
+6. vetting: the package's examples run in the sandbox; a failure refuses the install;
+7. unpack into a staging directory on the same filesystem, then rename into
+   `agents/<namespace>/<name>/`; only when every package of the plan is staged are the renames,
+   the lockfile and the pins committed. A refusal at any step leaves the home unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fcntl
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from marketplace.client import DEFAULT_MAX_DOWNLOAD, MarketplaceClient, Progress
+from marketplace.errors import (
+    DigestMismatch,
+    KeyChanged,
+    NotInstalled,
+    StillRequired,
+    UntrustedPackage,
+    VettingFailed,
+)
+from marketplace.lockfile import (
+    KeyPin,
+    LockEntry,
+    Lockfile,
+    PinStore,
+    VettingSummary,
+    now,
+    read_lock,
+    read_pins,
+    write_lock,
+    write_pins,
+)
+from marketplace.records import publisher_of
+from marketplace.resolver import Plan, Resolver, parse_requirement
+from registry.archive import Package, extract_package, read_archive
+from registry.errors import RevokedKey, SignatureMismatch
+from registry.names import normalize_name
+from registry.signing import key_id_for, verify_release, verify_rotation
+
+Vetter = Callable[[Package], VettingSummary]
+ProgressFor = Callable[[str], Progress | None]
+"""Given a label ("acme/x 1.0"), a download progress callback (or None for no progress)."""
+
+
+def agents_dir(home: Path) -> Path:
+    return home / "agents"
+
+
+def install_dir(home: Path, name: str) -> Path:
+    namespace, short = normalize_name(name).split("/")
+    return agents_dir(home) / namespace / short
+
+
+def _b64(value: str, what: str, name: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise UntrustedPackage(name, f"{what} is not valid base64") from None
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    installed: list[LockEntry]
+    unchanged: list[LockEntry]
+
+
+@dataclass
+class _Staged:
+    entry: LockEntry
+    staging: Path
+
+
+class Installer:
+    """Installs into `home`, talking to the registry through `client`."""
+
+    def __init__(
+        self,
+        client: MarketplaceClient,
+        home: Path,
+        *,
+        vetter: Vetter,
+        max_download: int = DEFAULT_MAX_DOWNLOAD,
+        progress: ProgressFor | None = None,
+    ) -> None:
+        self.client = client
+        self.home = home
+        self.vetter = vetter
+        self.max_download = max_download
+        self.progress = progress or (lambda label: None)
+
+    # -- public operations ---------------------------------------------------------------------
+    def install(self, request: str) -> InstallResult:
+        root = parse_requirement(request)
+        with self._locked():
+            lock, pins = read_lock(self.home), read_pins(self.home)
+            installed = {k: (e.version, e.requires) for k, e in lock.agents.items()}
+            plans = Resolver(self.client.versions, installed).resolve(root)
+            staged: list[_Staged] = []
+            unchanged: list[LockEntry] = []
+            try:
+                for plan in plans:
+                    current = lock.agents.get(plan.key)
+                    if (
+                        current
+                        and current.digest == plan.release.digest
+                        and (install_dir(self.home, plan.key).is_dir())
+                    ):
+                        if plan.requested and not current.requested:
+                            current = current.model_copy(update={"requested": True})
+                            lock.agents[plan.key] = current
+                        unchanged.append(current)
+                        continue
+                    staged.append(self._fetch(plan, pins))
+                self._commit(lock, pins, staged)
+            finally:
+                for item in staged:
+                    shutil.rmtree(item.staging, ignore_errors=True)
+            if not staged and unchanged:
+                write_lock(self.home, lock)  # only the "requested" flag may have changed
+        return InstallResult([s.entry for s in staged], unchanged)
+
+    def install_locked(self, names: Sequence[str] = ()) -> InstallResult:
+        """Reinstall exactly the bytes the lockfile records (all entries, or those named)."""
+        with self._locked():
+            lock, pins = read_lock(self.home), read_pins(self.home)
+            keys = [normalize_name(n) for n in names] or list(lock.agents)
+            staged: list[_Staged] = []
+            unchanged: list[LockEntry] = []
+            try:
+                for key in keys:
+                    entry = lock.agents.get(key)
+                    if entry is None:
+                        raise NotInstalled(key)
+                    target = install_dir(self.home, key)
+                    if target.is_dir() and (target / "agent.json").is_file():
+                        unchanged.append(entry)
+                        continue
+                    staged.append(self._fetch_locked(entry, pins))
+                self._commit(lock, pins, staged)
+            finally:
+                for item in staged:
+                    shutil.rmtree(item.staging, ignore_errors=True)
+        return InstallResult([s.entry for s in staged], unchanged)
+
+    def uninstall(self, name: str) -> list[LockEntry]:
+        return uninstall(self.home, name)
+
+    def installed(self) -> list[LockEntry]:
+        return installed(self.home)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _fetch(self, plan: Plan, pins: PinStore) -> _Staged:
+        release = plan.release
+        label = f"{plan.name} {release.version}"
+        download = self.client.download(
+            plan.name,
+            release.version,
+            max_bytes=self.max_download,
+            install=True,
+            progress=self.progress(label),
+        )
+        if download.sha256 != release.digest.lower():
+            raise DigestMismatch(label, release.digest, download.sha256)
+        signature = release.signature or download.signature or ""
+        publisher = publisher_of(self.client.package(plan.name).publisher)
+        pin = self._trusted_key(publisher, release.key_id, pins)
+        public = base64.b64decode(pin.public_key)
+        package = self._verify(
+            plan.name,
+            release.version,
+            download.data,
+            download.sha256,
+            public,
+            release.key_id,
+            signature,
+        )
+        entry = LockEntry(
+            name=package.manifest.name,
+            version=release.version,
+            digest=download.sha256,
+            size=len(download.data),
+            key_id=release.key_id,
+            public_key=pin.public_key,
+            publisher=publisher,
+            requires=dict(package.manifest.requires),
+            requested=plan.requested,
+            vetting=self._vet(package),
+            installed_at=now(),
+        )
+        return _Staged(entry, self._stage(download.data))
+
+    def _fetch_locked(self, entry: LockEntry, pins: PinStore) -> _Staged:
+        label = f"{entry.name} {entry.version}"
+        download = self.client.download(
+            entry.name,
+            entry.version,
+            max_bytes=self.max_download,
+            install=True,
+            progress=self.progress(label),
+        )
+        if download.sha256 != entry.digest:
+            raise DigestMismatch(label, entry.digest, download.sha256)
+        public = _b64(entry.public_key, "the locked public key", entry.name)
+        if key_id_for(public) != entry.key_id:
+            raise UntrustedPackage(entry.name, "the lockfile's public key does not match its id")
+        signature = download.signature or next(
+            (r.signature for r in self.client.versions(entry.name) if r.version == entry.version),
+            "",
+        )
+        package = self._verify(
+            entry.name,
+            entry.version,
+            download.data,
+            download.sha256,
+            public,
+            entry.key_id,
+            signature,
+        )
+        # The lockfile is the user's recorded trust decision; pin it if nothing is pinned yet.
+        pins.publishers.setdefault(
+            entry.publisher,
+            KeyPin(key_id=entry.key_id, public_key=entry.public_key, pinned_at=now()),
+        )
+        fresh = entry.model_copy(update={"vetting": self._vet(package), "installed_at": now()})
+        return _Staged(fresh, self._stage(download.data))
+
+    def _trusted_key(self, publisher: str, key_id: str, pins: PinStore) -> KeyPin:
+        """The pin to verify with, updating `pins` (in memory) on first use or a valid rotation."""
+        pin = pins.publishers.get(publisher)
+        if pin is not None and pin.key_id == key_id:
+            return pin
+        record = self.client.key(key_id)
+        public = _b64(record.public_key, f"key {key_id}", publisher)
+        if key_id_for(public) != key_id:
+            raise UntrustedPackage(
+                publisher, f"the registry's key {key_id} does not hash to its id"
+            )
+        if record.publisher and record.publisher != publisher:
+            raise UntrustedPackage(publisher, f"key {key_id} belongs to {record.publisher!r}")
+        if record.revoked:
+            raise RevokedKey(key_id)
+        fresh = KeyPin(key_id=key_id, public_key=record.public_key, pinned_at=now())
+        if pin is None:
+            pins.publishers[publisher] = fresh
+            return fresh
+        self._walk_rotation(
+            publisher, pin, record.key_id, public, record.signed_by, record.rotation_signature
+        )
+        rotated = fresh.model_copy(update={"rotated_from": [*pin.rotated_from, pin.key_id]})
+        pins.publishers[publisher] = rotated
+        return rotated
+
+    def _walk_rotation(
+        self,
+        publisher: str,
+        pin: KeyPin,
+        key_id: str,
+        public: bytes,
+        signed_by: str | None,
+        statement: str | None,
+    ) -> None:
+        """Verify each rotation statement from `key_id` back to the pinned key."""
+        seen = {key_id}
+        while True:
+            if not signed_by or not statement or signed_by in seen:
+                raise KeyChanged(publisher, pin.key_id, key_id)
+            seen.add(signed_by)
+            if signed_by == pin.key_id:
+                signer_public = base64.b64decode(pin.public_key)
+                signer = None
+            else:
+                signer = self.client.key(signed_by)
+                signer_public = _b64(signer.public_key, f"key {signed_by}", publisher)
+                if key_id_for(signer_public) != signed_by:
+                    raise KeyChanged(publisher, pin.key_id, key_id)
+            try:
+                verify_rotation(
+                    signer_public,
+                    _b64(statement, "a rotation statement", publisher),
+                    public,
+                    publisher,
+                )
+            except SignatureMismatch:
+                raise KeyChanged(publisher, pin.key_id, key_id) from None
+            if signer is None:
+                return
+            public, signed_by, statement = (
+                signer_public,
+                signer.signed_by,
+                signer.rotation_signature,
+            )
+
+    def _verify(
+        self,
+        name: str,
+        version: str,
+        data: bytes,
+        digest: str,
+        public: bytes,
+        key_id: str,
+        signature_b64: str,
+    ) -> Package:
+        if not signature_b64:
+            raise UntrustedPackage(name, f"the registry served no signature for {version}")
+        verify_release(public, _b64(signature_b64, "the signature", name), digest, name, version)
+        package = read_archive(data)
+        if normalize_name(package.manifest.name) != normalize_name(name) or (
+            package.manifest.version != version
+        ):
+            raise UntrustedPackage(
+                name,
+                f"the archive is {package.manifest.name} "
+                f"{package.manifest.version}, not {name} {version}",
+            )
+        return package
+
+    def _vet(self, package: Package) -> VettingSummary:
+        summary = self.vetter(package)
+        if not summary.passed:
+            raise VettingFailed(
+                package.manifest.name,
+                package.manifest.version,
+                summary.failures or [summary.detail or "vetting failed"],
+            )
+        return summary
+
+    def _stage(self, data: bytes) -> Path:
+        root = agents_dir(self.home)
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
+        extract_package(data, staging / "pkg")
+        return staging
+
+    def _commit(self, lock: Lockfile, pins: PinStore, staged: list[_Staged]) -> None:
+        """Swap staged trees into place, then record them; old trees go only at the end."""
+        trash: list[Path] = []
+        for item in staged:
+            target = install_dir(self.home, item.entry.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                old = item.staging / "old"
+                target.rename(old)
+                trash.append(old)
+            (item.staging / "pkg").rename(target)
+            lock.agents[normalize_name(item.entry.name)] = item.entry
+        if staged:
+            write_pins(self.home, pins)
+            write_lock(self.home, lock)
+        for old in trash:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _locked(self) -> AbstractContextManager[None]:
+        return _home_lock(self.home)
+
+
+def uninstall(home: Path, name: str) -> list[LockEntry]:
+    """Remove `name` and the dependencies nothing else needs; return what was removed.
+
+    The lock entry goes first (a running factory stops offering the agent), then the files.
+    Key pins are kept on purpose: a later reinstall must meet the same publisher key.
+    """
+    key = normalize_name(name)
+    with _home_lock(home):
+        lock = read_lock(home)
+        if key not in lock.agents:
+            raise NotInstalled(name)
+        users = [e.name for k, e in lock.agents.items()
+                 if k != key and key in {normalize_name(d) for d in e.requires}]
+        if users:
+            raise StillRequired(name, sorted(users))
+        removed = [lock.agents.pop(key)]
+        removed += _orphans(lock)
+        write_lock(home, lock)
+        for entry in removed:
+            _remove_tree(install_dir(home, entry.name))
+    return removed
+
+
+def installed(home: Path) -> list[LockEntry]:
+    return sorted(read_lock(home).agents.values(), key=lambda e: e.name)
+
+
+@contextmanager
+def _home_lock(home: Path) -> Iterator[None]:
+    """One installer at a time per home (an advisory lock, released by the OS on exit)."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".install.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _orphans(lock: Lockfile) -> list[LockEntry]:
+    """Pop dependencies that were not asked for and that nothing installed requires any more."""
+    removed: list[LockEntry] = []
+    while True:
+        needed = {normalize_name(d) for e in lock.agents.values() for d in e.requires}
+        orphan = next(
+            (k for k, e in lock.agents.items() if not e.requested and k not in needed), None
+        )
+        if orphan is None:
+            return removed
+        removed.append(lock.agents.pop(orphan))
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    parent = path.parent
+    if parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+
+
+def sandbox_vetter(progress: Callable[[str], None] | None = None) -> Vetter:
+    """Vet with the real sandbox (`sandbox.vetting.vet`), summarized for the lockfile."""
+
+    def vet(package: Package) -> VettingSummary:
+        from sandbox.vetting import vet as sandbox_vet
+
+        if progress is not None:
+            from sandbox import Sandbox
+
+            Sandbox(progress=progress).ensure_ready()
+        return summarize(sandbox_vet(package))
+
+    return vet
+
+
+def summarize(report: Any) -> VettingSummary:
+    """The lockfile's summary of a `sandbox.vetting.VettingReport`."""
+    results = list(getattr(report, "results", None) or getattr(report, "examples", None) or [])
+    failures = [
+        f"{getattr(r, 'name', '?')}: {getattr(r, 'reason', '') or getattr(r, 'error', '')}"
+        for r in results if not getattr(r, "passed", getattr(r, "ok", False))
+    ]
+    return VettingSummary(
+        passed=bool(getattr(report, "passed", not failures)),
+        examples=len(results),
+        failures=failures,
+        duration_ms=float(getattr(report, "duration_ms", 0.0) or 0.0),
+        detail=str(getattr(report, "summary", "") or ""),
+    )

@@ -1,0 +1,135 @@
+"""Typed records the client reads from the registry's JSON API.
+
+They mirror the server's "Public" schemas but are deliberately tolerant (`extra="ignore"`,
+defaults for optional fields): a newer server adding a field must not break an older client.
+They import only pydantic, so client commands never pull in the server stack.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Publisher(Record):
+    name: str
+    namespaces: list[str] = Field(default_factory=list)
+    email: str | None = None
+    packages: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Registration(Record):
+    publisher: Publisher
+    token: str
+
+
+class TokenInfo(Record):
+    id: str | int
+    token: str
+    scopes: list[str] = Field(default_factory=list)
+
+
+class KeyInfo(Record):
+    key_id: str
+    publisher: str = ""
+    public_key: str  # base64 of the raw Ed25519 public key
+    created_at: str | None = None
+    revoked: bool = False
+    signed_by: str | None = None
+    rotation_signature: str | None = None
+
+
+class Vetting(Record):
+    passed: bool | None = None
+    summary: str = ""
+
+
+class Release(Record):
+    name: str = ""
+    version: str
+    digest: str
+    size: int = 0
+    signature: str = ""  # base64
+    key_id: str = ""
+    uploaded_at: str | None = None
+    yanked: bool = False
+    yank_reason: str | None = None
+    requires: dict[str, str] = Field(default_factory=dict)
+    vetting: Any = None
+
+
+class RatingSummary(Record):
+    count: int = 0
+    mean: float | None = None
+    bayesian: float | None = None
+    histogram: dict[str, int] = Field(default_factory=dict)
+
+
+class PackageSummary(Record):
+    name: str
+    summary: str = ""
+    publisher: str | Publisher | None = None
+    latest_version: str | None = None
+    downloads: int = 0
+    rating: RatingSummary | float | None = None
+    keywords: list[str] = Field(default_factory=list)
+
+
+class PackageDetail(PackageSummary):
+    description: str = ""
+    capabilities: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+    permissions: list[str] = Field(default_factory=list)
+    readme: str = ""
+    versions: list[Any] = Field(default_factory=list)
+
+    @property
+    def publisher_name(self) -> str:
+        if isinstance(self.publisher, Publisher):
+            return self.publisher.name
+        return self.publisher or ""
+
+
+class Review(Record):
+    id: int | str
+    reviewer: str | dict[str, Any] = ""
+    stars: int
+    title: str = ""
+    body: str = ""
+    version: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    reply: str | dict[str, Any] | None = None
+    flags: int | list[Any] = 0
+
+
+class Page(Record, Generic[T]):
+    items: list[T]
+    total: int = 0
+    page: int = 1
+    per_page: int = 20
+
+
+class Download(Record):
+    """A downloaded archive with what the server claimed and what the client measured."""
+
+    name: str
+    version: str
+    data: bytes
+    sha256: str  # computed while streaming
+    claimed_digest: str | None = None
+    signature: str | None = None  # base64, from the response header
+    key_id: str | None = None
+
+
+def publisher_of(value: str | Publisher | None) -> str:
+    if isinstance(value, Publisher):
+        return value.name
+    return value or ""
