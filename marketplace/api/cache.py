@@ -1,0 +1,70 @@
+"""An in-process cache of encoded read responses (package detail, versions, rating).
+
+Invariants: entries are immutable bytes, keyed by `(kind, normalized package name)`; any write to
+a package (publish, yank, unyank, review, reply, download count) calls `invalidate(name)`, which
+drops every kind for that name and bumps the name's generation. A reader that fetched from the
+database stores its result only if the generation did not move while it was reading, so a
+response computed before a write can never be cached after it. Entries also expire after `ttl`
+seconds, which bounds staleness when several workers share one database. LRU-bounded; one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+Key = tuple[str, str]
+
+
+class ResponseCache:
+    def __init__(self, size: int, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: OrderedDict[Key, tuple[float, bytes]] = OrderedDict()
+        self._generations: dict[str, int] = {}
+        self._epoch = 0  # bumped by clear(), which invalidates names never seen before too
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, kind: str, name: str) -> bytes | None:
+        key = (kind, name)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] <= self._clock():
+                if entry is not None:
+                    del self._entries[key]
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+
+    def generation(self, name: str) -> tuple[int, int]:
+        with self._lock:
+            return self._epoch, self._generations.get(name, 0)
+
+    def put(self, kind: str, name: str, value: bytes, generation: tuple[int, int]) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            if (self._epoch, self._generations.get(name, 0)) != generation:
+                return  # a write happened while this value was computed: it may be stale
+            self._entries[(kind, name)] = (self._clock() + self.ttl, value)
+            self._entries.move_to_end((kind, name))
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def invalidate(self, name: str) -> None:
+        with self._lock:
+            self._generations[name] = self._generations.get(name, 0) + 1
+            for key in [k for k in self._entries if k[1] == name]:
+                del self._entries[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._epoch += 1
+            self._entries.clear()

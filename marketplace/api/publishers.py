@@ -1,0 +1,45 @@
+"""Publishers and API tokens.
+
+Registration is open (anyone may create a publisher and claim a free namespace); it answers the
+plaintext token exactly once, the registry keeping only its hash. Token management needs a valid
+token of the same publisher.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from marketplace.api.deps import CurrentPrincipal, get_state
+from marketplace.api.schemas import PublisherCreate, Registration, TokenCreate, TokenCreated
+from registry.schemas import PublisherPublic
+
+router = APIRouter(tags=["publishers"])
+
+
+@router.post("/publishers", status_code=201, response_model=Registration)
+def register(body: PublisherCreate, request: Request) -> Registration:
+    publisher, token = get_state(request).registry.register_publisher(
+        body.name, body.namespace, email=body.email
+    )
+    return Registration(publisher=publisher, token=token)
+
+
+@router.get("/publishers/{publisher}", response_model=PublisherPublic)
+def publisher(publisher: str, request: Request) -> PublisherPublic:
+    record: PublisherPublic = get_state(request).registry.publisher(publisher)
+    return record
+
+
+@router.post("/tokens", status_code=201, response_model=TokenCreated)
+def create_token(body: TokenCreate, principal: CurrentPrincipal, request: Request) -> TokenCreated:
+    registry = get_state(request).registry
+    token: str = registry.create_token(principal, set(body.scopes))
+    # The facade answers only the secret; its id and scopes are read back through it.
+    issued = registry.authenticate(token)
+    return TokenCreated(id=issued.token_id, token=token, scopes=sorted(issued.scopes))
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke_token(token_id: str, principal: CurrentPrincipal, request: Request) -> Response:
+    get_state(request).registry.revoke_token(principal, token_id)
+    return Response(status_code=204)

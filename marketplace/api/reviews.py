@@ -1,0 +1,87 @@
+"""Reviews and ratings: one review per user per package (a new one replaces the old), the
+package owner's reply, abuse flags, and the rating summary.
+
+Every write here spends the caller's review budget and invalidates the package's cached
+responses, since the rating shown on the package page moves with each review.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from marketplace.api.deps import ReviewWriter, get_state
+from marketplace.api.packages import cached_json
+from marketplace.api.schemas import FlagRequest, ReplyRequest, ReviewUpsert
+from registry.names import normalize_name
+from registry.schemas import RatingSummary, ReviewPage, ReviewPublic
+
+router = APIRouter(tags=["reviews"])
+
+
+@router.get("/packages/{namespace}/{name}/reviews", response_model=ReviewPage)
+def list_reviews(
+    namespace: str,
+    name: str,
+    request: Request,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ReviewPage:
+    result: ReviewPage = get_state(request).registry.reviews(
+        f"{namespace}/{name}", page=page, per_page=per_page
+    )
+    return result
+
+
+@router.put("/packages/{namespace}/{name}/reviews", response_model=ReviewPublic)
+def put_review(
+    namespace: str, name: str, body: ReviewUpsert, principal: ReviewWriter, request: Request
+) -> ReviewPublic:
+    state = get_state(request)
+    full = f"{namespace}/{name}"
+    review: ReviewPublic = state.registry.rate(
+        principal, full, body.stars, title=body.title, body=body.body, version=body.version
+    )
+    state.cache.invalidate(normalize_name(full))
+    return review
+
+
+@router.delete("/packages/{namespace}/{name}/reviews", status_code=204)
+def delete_review(namespace: str, name: str, principal: ReviewWriter, request: Request) -> Response:
+    state = get_state(request)
+    full = f"{namespace}/{name}"
+    state.registry.delete_review(principal, full)
+    state.cache.invalidate(normalize_name(full))
+    return Response(status_code=204)
+
+
+@router.get("/packages/{namespace}/{name}/rating", response_model=RatingSummary)
+async def rating(namespace: str, name: str, request: Request) -> Response:
+    registry = get_state(request).registry
+    return await cached_json(request, "rating", f"{namespace}/{name}", registry.rating)
+
+
+@router.post("/reviews/{review_id}/reply", response_model=ReviewPublic)
+async def reply(
+    review_id: int, body: ReplyRequest, principal: ReviewWriter, request: Request
+) -> ReviewPublic:
+    state = get_state(request)
+    review: ReviewPublic = await run_in_threadpool(
+        state.registry.reply, principal, review_id, body.text
+    )
+    state.cache.invalidate(normalize_name(review.package))
+    return review
+
+
+@router.post("/reviews/{review_id}/flag", response_model=ReviewPublic)
+async def flag(
+    review_id: int, body: FlagRequest, principal: ReviewWriter, request: Request
+) -> ReviewPublic:
+    state = get_state(request)
+    review: ReviewPublic = await run_in_threadpool(
+        state.registry.flag, principal, review_id, body.reason
+    )
+    state.cache.invalidate(normalize_name(review.package))
+    return review

@@ -1,0 +1,92 @@
+"""Request bodies of the JSON API, and the few responses that add to the registry's records.
+
+Responses are the registry's own "Public" records wherever they fit the HTTP contract; the models
+here only add what the contract needs on top (a publisher's packages, a key's revocation flag).
+Bytes travel as base64 in JSON, both ways.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
+
+from registry.schemas import KeyPublic, PublisherPublic
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PublisherCreate(_Body):
+    name: str = Field(min_length=1, max_length=64)
+    namespace: str | None = Field(default=None, min_length=1, max_length=64)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class Registration(BaseModel):
+    publisher: PublisherPublic
+    token: str
+
+
+class TokenCreate(_Body):
+    scopes: list[str] = Field(default_factory=lambda: ["publish", "review"], min_length=1)
+
+
+class TokenCreated(BaseModel):
+    id: str
+    token: str
+    scopes: list[str]
+
+
+class KeyCreate(_Body):
+    public_key: Base64Bytes
+    rotation_signature: Base64Bytes | None = None
+    signed_by: str | None = Field(default=None, max_length=32)
+
+
+class KeyOut(BaseModel):
+    """A publisher key as installers see it (they walk `signed_by` chains to accept rotations)."""
+
+    model_config = ConfigDict(ser_json_bytes="base64")
+
+    key_id: str
+    publisher: str
+    public_key: bytes
+    created_at: datetime
+    revoked: bool
+    revoked_at: datetime | None
+    signed_by: str | None
+    rotation_signature: bytes | None = None
+
+    @classmethod
+    def of(cls, key: KeyPublic) -> KeyOut:
+        return cls(
+            key_id=key.key_id,
+            publisher=key.publisher,
+            public_key=key.public_key,
+            created_at=key.created_at,
+            revoked=key.revoked,
+            revoked_at=key.revoked_at,
+            signed_by=key.signed_by,
+            rotation_signature=getattr(key, "rotation_signature", None),
+        )
+
+
+class YankRequest(_Body):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class ReviewUpsert(_Body):
+    stars: int = Field(ge=1, le=5, description="1 to 5")
+    title: str = Field(default="", max_length=200)
+    body: str = Field(default="", max_length=10_000)
+    version: str | None = Field(default=None, max_length=64)
+
+
+class ReplyRequest(_Body):
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class FlagRequest(_Body):
+    reason: str = Field(min_length=1, max_length=1000)

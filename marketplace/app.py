@@ -1,0 +1,115 @@
+"""The marketplace application: `create_app(settings) -> FastAPI`.
+
+Lifespan, in order: create the home directory, open the registry (creating the database on first
+start), publish the built-in agents under `builtin/` when asked (idempotent), build the agent
+factory with the built-in plugins and the installed agents; on shutdown close the factory, then
+the registry. Everything lives on one `MarketState` per app: two apps in one process (two tests)
+share nothing.
+
+Middleware order (outermost first): request latency (so refusals are timed too), then body caps,
+then FastAPI's own exception handling, where every error becomes a problem document
+(`api.problems`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from marketplace.api import api_router, health_router
+from marketplace.api.cache import ResponseCache
+from marketplace.api.deps import MarketState
+from marketplace.api.middleware import BodyLimitMiddleware, LatencyMiddleware
+from marketplace.api.problems import install_problem_handlers
+from marketplace.metrics import ServerMetrics
+from marketplace.ratelimit import TokenBucketLimiter
+from marketplace.settings import ServerSettings
+
+log = logging.getLogger("agentfactory.marketplace")
+
+API_PREFIX = "/api/v1"
+
+
+def build_state(settings: ServerSettings, metrics: ServerMetrics | None = None) -> MarketState:
+    """Open the registry and everything around it (the lifespan's first half, usable alone)."""
+    from registry.service import Registry
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    registry = Registry.open(settings.home, settings.database_url)
+    return MarketState(
+        settings=settings,
+        registry=registry,
+        metrics=metrics or ServerMetrics(),
+        cache=ResponseCache(settings.detail_cache_size, settings.cache_ttl_s, settings.clock),
+        publish_limiter=TokenBucketLimiter(settings.publish_rate, "publish", settings.clock),
+        review_limiter=TokenBucketLimiter(settings.review_rate, "review", settings.clock),
+    )
+
+
+def build_factory(settings: ServerSettings) -> Any:
+    """The server's agent factory: built-in plugins plus the agents installed in the home."""
+    from core.config import FactorySettings
+    from core.factory import AgentFactory
+
+    factory_settings = FactorySettings(
+        template_dirs=list(settings.template_dirs), sandbox_policy=settings.sandbox_policy
+    )
+    factory = AgentFactory(factory_settings)
+    try:
+        from marketplace.installed import register_installed
+    except ImportError:  # the installer is optional for a bare registry server
+        return factory
+    register_installed(factory, settings.home)
+    return factory
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServerSettings = app.state.settings
+    state = build_state(settings, app.state.metrics)
+    try:
+        if settings.bootstrap:
+            from marketplace.bootstrap import publish_builtins
+
+            published = publish_builtins(state.registry, settings.home)
+            if published:
+                log.info("published %d built-in agent(s) under builtin/", len(published))
+        state.factory = build_factory(settings)
+        app.state.market = state
+        yield
+    finally:
+        if state.factory is not None:
+            state.factory.close()
+        state.registry.close()
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings.from_env()
+    app = FastAPI(
+        title="Agent Factory marketplace",
+        version="1",
+        summary="Publish, find, install and review signed agent packages.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        default_response_class=JSONResponse,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    # Created here, not in the lifespan, because the latency middleware is wired before start.
+    app.state.metrics = metrics = ServerMetrics()
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    app.include_router(api_router, prefix=API_PREFIX)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        upload_limit=settings.max_upload_bytes,
+        json_limit=settings.max_json_bytes,
+    )
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,45 @@
+"""`agentfactory serve`: run the marketplace server under uvicorn.
+
+Defaults come from `ServerSettings.from_env()` (so `AGENTFACTORY_HOME` and friends apply); flags
+override them. The database is created on first start by the app's lifespan, and the built-in
+agents are published then. This module imports the server stack only inside the command, so
+`agentfactory --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 8000).")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (default $AGENTFACTORY_HOME or the user data dir).",
+)
+@click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
+def serve(host: str | None, port: int | None, home: Path | None, log_level: str) -> None:
+    """Start the marketplace server (JSON API under /api/v1, /healthz, /metrics)."""
+    import uvicorn
+
+    from marketplace.app import create_app
+    from marketplace.settings import ServerSettings
+
+    settings = ServerSettings.from_env(host=host, port=port, home=home)
+    app = create_app(settings)
+    click.echo(f"Agent Factory marketplace on {settings.url}  (data: {settings.home})")
+    click.echo(f"API docs: {settings.url}/api/v1/docs")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        loop="auto",
+        http="auto",
+        access_log=False,
+    )

@@ -1,0 +1,109 @@
+"""Settings of the marketplace server: one small, explicit dataclass.
+
+Defaults give a safe single-machine server: SQLite (WAL) and blobs under the Agent Factory home,
+127.0.0.1:8000, a 10 MiB upload cap and per-token write limits. `from_env` reads the
+`AGENTFACTORY_*` variables so `agentfactory serve`, tests and benchmarks configure the same
+object; nothing reads the environment after the settings are built.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from core.paths import agentfactory_home
+
+SandboxPolicy = Literal["always", "high-risk", "never"]
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `burst` writes at once, refilled at `per_second`. `burst=0` disables it."""
+
+    burst: int
+    per_second: float
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """`"30/60"` means 30 writes per 60 seconds (burst 30); `"0"` disables the limit."""
+        if text.strip() == "0":
+            return cls(0, 0.0)
+        count, _, window = text.partition("/")
+        try:
+            burst, seconds = int(count), float(window or "1")
+        except ValueError:
+            raise ValueError(f"rate limit {text!r} is not COUNT/SECONDS") from None
+        if burst < 0 or seconds <= 0:
+            raise ValueError(f"rate limit {text!r} must be a positive COUNT/SECONDS")
+        return cls(burst, burst / seconds)
+
+    @property
+    def enabled(self) -> bool:
+        return self.burst > 0
+
+
+def _default_home() -> Path:
+    return agentfactory_home()
+
+
+@dataclass
+class ServerSettings:
+    """Everything `create_app` needs. Paths are resolved once, at construction."""
+
+    home: Path = field(default_factory=_default_home)
+    database_url: str | None = None  # None: SQLite at home/registry.db
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = 10 * 1024 * 1024
+    # JSON bodies (registration, reviews, keys) are small; anything larger is a mistake or abuse.
+    max_json_bytes: int = 256 * 1024
+    publish_rate: RateLimit = field(default_factory=lambda: RateLimit(30, 30 / 60))
+    review_rate: RateLimit = field(default_factory=lambda: RateLimit(20, 20 / 60))
+    sandbox_policy: SandboxPolicy = "always"
+    template_dirs: list[Path] = field(default_factory=list)
+    # Publish the built-in agents under `builtin/` on start (idempotent).
+    bootstrap: bool = True
+    # Package-detail responses kept in memory; entries also expire after `cache_ttl_s` so that
+    # several workers sharing one database converge without talking to each other.
+    detail_cache_size: int = 2048
+    cache_ttl_s: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).expanduser()
+        if self.max_upload_bytes <= 0:
+            raise ValueError("max_upload_bytes must be positive")
+        if self.sandbox_policy not in ("always", "high-risk", "never"):
+            raise ValueError(
+                f"sandbox policy {self.sandbox_policy!r} is not always|high-risk|never"
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ServerSettings:
+        """Settings from `AGENTFACTORY_*` variables, then explicit `overrides` (flags) on top."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if env.get("AGENTFACTORY_HOME"):
+            values["home"] = Path(env["AGENTFACTORY_HOME"])
+        if env.get("AGENTFACTORY_DATABASE_URL"):
+            values["database_url"] = env["AGENTFACTORY_DATABASE_URL"]
+        if env.get("AGENTFACTORY_MAX_UPLOAD_BYTES"):
+            values["max_upload_bytes"] = int(env["AGENTFACTORY_MAX_UPLOAD_BYTES"])
+        if env.get("AGENTFACTORY_PUBLISH_RATE"):
+            values["publish_rate"] = RateLimit.parse(env["AGENTFACTORY_PUBLISH_RATE"])
+        if env.get("AGENTFACTORY_REVIEW_RATE"):
+            values["review_rate"] = RateLimit.parse(env["AGENTFACTORY_REVIEW_RATE"])
+        if env.get("AGENTFACTORY_SANDBOX_POLICY"):
+            values["sandbox_policy"] = env["AGENTFACTORY_SANDBOX_POLICY"]
+        if env.get("AGENTFACTORY_BOOTSTRAP"):
+            values["bootstrap"] = env["AGENTFACTORY_BOOTSTRAP"].lower() not in {"0", "false", "no"}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]  # keys are the dataclass's own fields
