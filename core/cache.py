@@ -38,20 +38,20 @@ class LruTtlCache(Generic[V]):
 
     def get(self, key: str, now: float) -> V | None:
         """The fresh value for `key`, or None (an expired entry is dropped and counted)."""
+        return self.lookup(key, now)[0]
+
+    def lookup(self, key: str, now: float) -> tuple[V | None, V | None]:
+        """`(fresh value, None)` on a hit; `(None, expired value)` if the entry had expired (it
+        is dropped and counted); `(None, None)` if absent."""
         entry = self._entries.get(key)
         if entry is None:
-            return None
+            return None, None
         if entry.expires_at <= now:
             del self._entries[key]
             self.expirations += 1
-            return None
+            return None, entry.value
         self._entries.move_to_end(key)
-        return entry.value
-
-    def peek_expired(self, key: str, now: float) -> V | None:
-        """The value for `key` if it is present but expired (without touching it)."""
-        entry = self._entries.get(key)
-        return entry.value if entry is not None and entry.expires_at <= now else None
+        return entry.value, None
 
     def put(self, key: str, value: V, now: float) -> None:
         self._entries[key] = _Entry(value, now + self.ttl_s)

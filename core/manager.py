@@ -123,12 +123,11 @@ class TemplateManager:
         """The resolved, validated template `name` (from the cache when fresh)."""
         now = self._clock()
         with self._lock:
-            template = self._cache.get(name, now)
+            template, expired = self._cache.lookup(name, now)
             if template is not None:
                 self._hits += 1
                 return template
             self._misses += 1
-            expired = self._cache.peek_expired(name, now)
             snapshot = self._catalog
         if expired is not None and self._watcher is None:
             snapshot = self._refresh_stale(expired, snapshot)

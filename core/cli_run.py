@@ -1,0 +1,73 @@
+"""`agentfactory run TEMPLATE --input FILE|-`: run one agent on one input and print JSON.
+
+Input rules: a file holding a JSON object is the task itself; any other content (Markdown,
+source code, a spec, a JSON array...) becomes `{"text": <content>}`. `--config` takes a JSON object
+passed to the agent as its config. Every failure is an `AgentFactoryError` (one line, exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from core.errors import AgentInputError
+
+
+def read_task(source: str) -> dict[str, Any]:
+    """The task for input `source` (a path, or `-` for stdin)."""
+    if source == "-":
+        content = sys.stdin.read()
+    else:
+        try:
+            with open(source, encoding="utf-8") as handle:
+                content = handle.read()
+        except FileNotFoundError:
+            raise AgentInputError(f"input file {source!r} does not exist") from None
+        except IsADirectoryError:
+            raise AgentInputError(f"input {source!r} is a directory, not a file") from None
+        except UnicodeDecodeError:
+            raise AgentInputError(f"input file {source!r} is not UTF-8 text") from None
+        except OSError as exc:
+            raise AgentInputError(f"cannot read input file {source!r}: {exc.strerror}") from None
+    try:
+        document = json.loads(content)
+    except ValueError:
+        return {"text": content}
+    return document if isinstance(document, dict) else {"text": content}
+
+
+def parse_config(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        config = json.loads(raw)
+    except ValueError as exc:
+        raise AgentInputError(f"--config is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise AgentInputError(f"--config must be a JSON object, not {type(config).__name__}")
+    return config
+
+
+@click.command()
+@click.argument("template")
+@click.option(
+    "--input", "input_path", required=True, metavar="FILE|-", help="Input file, or - for stdin."
+)
+@click.option("--config", "config_json", metavar="JSON", help="Agent config as a JSON object.")
+def run(template: str, input_path: str, config_json: str | None) -> None:
+    """Run an agent built from TEMPLATE on an input and print the result as JSON."""
+    from core.config import FactorySettings
+    from core.factory import AgentFactory
+
+    task = read_task(input_path)
+    config = parse_config(config_json)
+    with AgentFactory(FactorySettings.from_env()) as factory:
+        agent = factory.create_agent(template, config)
+        try:
+            result = agent.process(task)
+        except ValueError as exc:  # plugins report bad input as ValueError naming the field
+            raise AgentInputError(f"{template}: {exc}") from None
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
