@@ -1,0 +1,213 @@
+"""View models of the web pages: typed records built from the registry's public records.
+
+Invariants: nothing here returns markup except `readme_html` (built by `markdown.render_markdown`,
+which escapes first); every other string reaches a template as plain text and is escaped by
+Jinja's autoescape. Builders do no I/O of their own beyond the registry calls they are handed,
+and each page makes a fixed number of registry calls whatever the data size (no N+1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
+
+from markupsafe import Markup
+
+from registry.errors import RegistryError
+from registry.schemas import (
+    KeyPublic,
+    PackageDetail,
+    PackageSummary,
+    RatingSummary,
+    ReleasePublic,
+    ReviewPage,
+)
+from registry.signing import verify_release
+
+SORT_CHOICES: tuple[tuple[str, str], ...] = (
+    ("relevance", "Relevance"),
+    ("rating", "Top rated"),
+    ("downloads", "Most downloaded"),
+    ("recent", "Recently updated"),
+)
+SORTS = frozenset(value for value, _ in SORT_CHOICES)
+
+
+def package_url(name: str) -> str:
+    """`/packages/ns/name`, each part percent-encoded (names are restricted, but never trust)."""
+    namespace, _, short = name.partition("/")
+    return f"/packages/{quote(namespace, safe='')}/{quote(short, safe='')}"
+
+
+def star_glyphs(value: float) -> str:
+    full = max(0, min(5, round(value)))
+    return "★" * full + "☆" * (5 - full)
+
+
+@dataclass(frozen=True)
+class HomeSection:
+    key: str  # also the sort order of its "more" link
+    title: str
+    items: list[PackageSummary]
+
+
+@dataclass(frozen=True)
+class Pages:
+    """Pagination links for a list of `total` items shown `per_page` at a time."""
+
+    page: int
+    count: int
+    prev_url: str | None
+    next_url: str | None
+
+    @classmethod
+    def build(
+        cls,
+        path: str,
+        params: dict[str, Any],
+        page: int,
+        per_page: int,
+        total: int,
+        fragment: str = "",
+    ) -> Pages:
+        count = max(1, -(-total // per_page))
+
+        def url(n: int) -> str:
+            query = {k: v for k, v in params.items() if v not in (None, "")}
+            if n > 1:
+                query["page"] = n
+            encoded = urlencode(query)
+            return path + (f"?{encoded}" if encoded else "") + fragment
+
+        return cls(
+            page=page,
+            count=count,
+            prev_url=url(page - 1) if page > 1 else None,
+            next_url=url(page + 1) if page < count else None,
+        )
+
+
+@dataclass(frozen=True)
+class HistogramRow:
+    stars: int
+    count: int
+    total: int
+
+
+def histogram_rows(rating: RatingSummary) -> list[HistogramRow]:
+    counts = {int(k): v for k, v in rating.histogram.items()}
+    return [HistogramRow(s, counts.get(s, 0), rating.count) for s in (5, 4, 3, 2, 1)]
+
+
+SignatureStatus = Literal["verified", "invalid", "revoked", "unknown"]
+_SIGNATURE_LABELS: dict[SignatureStatus, str] = {
+    "verified": "Signature verified",
+    "invalid": "Signature does NOT verify",
+    "revoked": "Signed with a revoked key",
+    "unknown": "Signing key not found",
+}
+
+
+@dataclass(frozen=True)
+class SignatureView:
+    status: SignatureStatus
+    key_id: str | None
+    fingerprint: str | None
+
+    @property
+    def label(self) -> str:
+        return _SIGNATURE_LABELS[self.status]
+
+
+def fingerprint(public_key: bytes) -> str:
+    """SHA-256 of the raw public key, as colon-separated hex pairs (what people compare)."""
+    digest = hashlib.sha256(public_key).hexdigest()
+    return ":".join(digest[i : i + 2] for i in range(0, 32, 2)) + "…"
+
+
+def signature_view(release: ReleasePublic | None, keys: list[KeyPublic]) -> SignatureView:
+    """Re-verify the latest release's signature here, so the page never just repeats a flag."""
+    if release is None:
+        return SignatureView("unknown", None, None)
+    key = next((k for k in keys if k.key_id == release.key_id), None)
+    if key is None:
+        return SignatureView("unknown", release.key_id, None)
+    print_ = fingerprint(key.public_key)
+    try:
+        verify_release(
+            key.public_key, release.signature, release.digest, release.name, release.version
+        )
+    except RegistryError:
+        return SignatureView("invalid", key.key_id, print_)
+    if key.revoked:
+        return SignatureView("revoked", key.key_id, print_)
+    return SignatureView("verified", key.key_id, print_)
+
+
+@dataclass(frozen=True)
+class VettingView:
+    passed: bool
+    examples_passed: int
+    examples_total: int
+    fuel_used: int | None
+    memory_bytes: int | None
+    summary: str
+
+
+def _field(source: Any, *names: str) -> Any:
+    for name in names:
+        value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def vetting_view(release: ReleasePublic | None) -> VettingView | None:
+    """The release's sandbox vetting report, when the registry recorded one.
+
+    The registry's release record may carry it as `vetting` (a model or a JSON object with the
+    report's fields); releases published before vetting existed have none.
+    """
+    report = getattr(release, "vetting", None) if release is not None else None
+    if report is None:
+        return None
+    total = _field(report, "examples_total", "total")
+    passed_count = _field(report, "examples_passed", "passed_count")
+    results = _field(report, "results", "examples")
+    if isinstance(results, list):
+        total = len(results) if total is None else total
+        if passed_count is None:
+            passed_count = sum(1 for r in results if _field(r, "passed", "ok"))
+    passed = _field(report, "passed", "ok")
+    return VettingView(
+        passed=bool(passed if passed is not None else passed_count == total),
+        examples_passed=int(passed_count or 0),
+        examples_total=int(total or 0),
+        fuel_used=_field(report, "fuel_used", "fuel"),
+        memory_bytes=_field(report, "memory_peak_bytes", "memory_bytes", "memory_used"),
+        summary=str(_field(report, "summary") or ""),
+    )
+
+
+@dataclass(frozen=True)
+class PackagePage:
+    pkg: PackageDetail
+    readme_html: Markup
+    install_command: str
+    releases: list[ReleasePublic]
+    permissions: list[str]
+    signature: SignatureView
+    vetting: VettingView | None
+    histogram: list[HistogramRow]
+    reviews: ReviewPage
+    review_pages: Pages
+
+
+def latest_release(pkg: PackageDetail, releases: list[ReleasePublic]) -> ReleasePublic | None:
+    for release in releases:
+        if release.version == pkg.latest_version:
+            return release
+    live = [r for r in releases if not r.yanked] or releases
+    return live[-1] if live else None
