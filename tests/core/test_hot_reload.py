@@ -38,6 +38,10 @@ def description_is(mgr: TemplateManager, name: str, expected: str) -> Callable[[
     return check
 
 
+def generation_is(factory: AgentFactory, n: int) -> Callable[[], bool]:
+    return lambda: bool(factory.templates.get("child").parameters["gen"] == n)
+
+
 def test_edit_is_served_to_the_next_lookup(watched: TemplateManager, template_dir: Path) -> None:
     assert watched.get("note").description == "v1"
     write_template(template_dir, template_doc("note", description="v2"))
@@ -131,9 +135,7 @@ def test_threads_creating_agents_while_files_change(
         try:
             for n in range(1, 6):
                 write_generation(n)
-                assert factory.templates.wait_for(
-                    lambda n=n: factory.templates.get("child").parameters["gen"] == n, BOUND_S
-                )
+                assert factory.templates.wait_for(generation_is(factory, n), BOUND_S)
         finally:
             stop.set()
             for thread in threads:

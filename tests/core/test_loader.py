@@ -39,8 +39,12 @@ def test_message_names_file_and_every_field() -> None:
         parse_template(doc, "templates/bad.json")
     message = str(info.value)
     assert message.startswith("templates/bad.json: ")
-    for path in ("name: ", "version: '1.x' is not a valid PEP 440 version", "model.name: ",
-                 "colour: Extra inputs are not permitted"):
+    for path in (
+        "name: ",
+        "version: '1.x' is not a valid PEP 440 version",
+        "model.name: ",
+        "colour: Extra inputs are not permitted",
+    ):
         assert path in message
     assert "\n" not in message
 
@@ -118,4 +122,10 @@ def test_builtin_templates_are_valid_documents() -> None:
 
     files = sorted(builtin_templates_dir().glob("*.json"))
     names = {load_template_file(p).name for p in files}
-    assert {"base_agent", "documentaliste", "genie_logiciel", "hardware", "security_analyst"} <= names
+    assert {
+        "base_agent",
+        "documentaliste",
+        "genie_logiciel",
+        "hardware",
+        "security_analyst",
+    } <= names

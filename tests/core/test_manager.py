@@ -21,7 +21,9 @@ def manager(
     pm: pluggy.PluginManager, clock: FakeClock, *dirs: Path, **settings: Any
 ) -> TemplateManager:
     return TemplateManager(
-        FactorySettings(template_dirs=list(dirs), **settings), pm, include_builtin=False,
+        FactorySettings(template_dirs=list(dirs), **settings),
+        pm,
+        include_builtin=False,
         clock=clock,
     )
 
@@ -43,8 +45,10 @@ def test_precedence_builtin_then_plugin_then_operator_dirs(
     class Contributes:
         @hookimpl
         def agentfactory_templates(self) -> list[Any]:
-            return [template_doc("base_agent", description="from plugin"),
-                    template_doc("plugin_only")]
+            return [
+                template_doc("base_agent", description="from plugin"),
+                template_doc("plugin_only"),
+            ]
 
     pm.register(Contributes())
     first, second = tmp_path / "first", tmp_path / "second"
@@ -138,9 +142,7 @@ def test_broken_file_is_reported_and_explains_the_miss(
     pm: pluggy.PluginManager, clock: FakeClock, template_dir: Path
 ) -> None:
     write_template(template_dir, template_doc("good"))
-    (template_dir / "bad.json").write_text(
-        '{"name": "bad", "version": "1.0", "tools": ["a", {}]}'
-    )
+    (template_dir / "bad.json").write_text('{"name": "bad", "version": "1.0", "tools": ["a", {}]}')
     mgr = manager(pm, clock, template_dir)
     assert mgr.get("good").name == "good"
     assert list(mgr.errors()) == [str((template_dir / "bad.json").resolve())]
@@ -157,10 +159,12 @@ def test_threads_never_see_a_torn_template(
     """Parent and child are edited together; every resolution must come from one generation."""
 
     def write_generation(n: int) -> None:
-        write_template(template_dir, template_doc("parent", description=f"gen{n}",
-                                                  parameters={"gen": n}))
-        write_template(template_dir, template_doc("child", extends="parent",
-                                                  prompts={"gen": f"gen{n}"}))
+        write_template(
+            template_dir, template_doc("parent", description=f"gen{n}", parameters={"gen": n})
+        )
+        write_template(
+            template_dir, template_doc("child", extends="parent", prompts={"gen": f"gen{n}"})
+        )
 
     write_generation(0)
     mgr = manager(pm, clock, template_dir, cache_size=4)

@@ -1,0 +1,174 @@
+"""`agentfactory templates ...` and `agentfactory run ...`, through `core.cli:main`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.config import ENV_TEMPLATE_PATH
+from tests.core.conftest import template_doc, write_template
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def operator_dir(template_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(ENV_TEMPLATE_PATH, str(template_dir))
+    return template_dir
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_json(capsys: pytest.CaptureFixture[str], template_dir: Path) -> None:
+    write_template(template_dir, template_doc("mine", extends="analyst", capabilities=["x"]))
+    code, out, _ = run_cli(capsys, "templates", "list", "--json")
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert {"base_agent", "documentaliste", "security_analyst", "mine"} <= set(rows)
+    mine = rows["mine"]
+    assert mine["version"] == "1.0.0"
+    assert len(mine["hash"]) == 64
+    assert mine["capabilities"][-1] == "x"
+    assert mine["lineage"] == ["mine", "analyst", "base_agent"]
+
+
+def test_list_text_reports_broken_templates_on_stderr(
+    capsys: pytest.CaptureFixture[str], template_dir: Path
+) -> None:
+    write_template(template_dir, template_doc("shelly", tools=["shell"]))
+    code, out, err = run_cli(capsys, "templates", "list")
+    assert code == 0
+    assert out.splitlines()[0].startswith("analyst ")
+    assert "skipped shelly: template 'shelly' refused" in err
+
+
+def test_show_prints_the_resolved_template(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "templates", "show", "security_analyst")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["metadata"]["lineage"] == ["security_analyst", "analyst", "base_agent"]
+    assert "regex_search" in shown["tools"]
+
+
+def test_show_unknown_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "templates", "show", "nope")
+    assert (code, out) == (1, "")
+    assert err == "error: template 'nope' not found\n"
+
+
+def test_validate_ok_and_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    good = write_template(tmp_path / "pkg", template_doc("child", extends="analyst"))
+    code, out, _ = run_cli(capsys, "templates", "validate", str(good))
+    assert code == 0 and out.startswith(f"ok: {good}: child 1.0.0 ")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(template_doc("bad", tools=["a", "b", 7])))
+    code, out, err = run_cli(capsys, "templates", "validate", str(bad))
+    assert code == 1
+    assert err.count("\n") == 1
+    assert f"{bad}: tools[2]: Input should be a valid string" in err
+
+
+def test_validate_directory_reports_each_failure(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pkg = tmp_path / "pkg"
+    write_template(pkg, template_doc("fine"))
+    write_template(pkg, template_doc("orphan", extends="ghost"))
+    write_template(pkg, template_doc("risky", tools=["shell"]))
+    code, out, err = run_cli(capsys, "templates", "validate", str(pkg))
+    assert code == 1
+    assert "ok: " in out and "fine" in out
+    assert "template 'ghost' not found (required by orphan)" in err
+    assert "refused: tool 'shell'" in err
+    assert err.splitlines()[-1] == "error: 2 of 3 template files are invalid"
+
+
+def test_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "templates", "schema")
+    assert code == 0
+    assert json.loads(out)["properties"]["version"]["type"] == "string"
+
+
+def test_run_text_file_becomes_text_task(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "note.txt"
+    source.write_text("Alpha beta\ngamma\n")
+    code, out, _ = run_cli(
+        capsys, "run", "base_agent", "--input", str(source), "--config", '{"lowercase": true}'
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["text"] == "alpha beta\ngamma"
+    assert result["fields"] == ["text"]
+
+
+def test_run_json_object_is_the_task(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps({"text": "one two", "extra": 1}))
+    code, out, _ = run_cli(capsys, "run", "base_agent", "--input", str(task))
+    assert code == 0 and json.loads(out)["fields"] == ["extra", "text"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["run", "base_agent", "--input", "missing.txt"],
+            "input file 'missing.txt' does not exist",
+        ),
+        (["run", "ghost", "--input", "{report}"], "template 'ghost' not found"),
+        (
+            ["run", "base_agent", "--input", "{report}", "--config", "[1]"],
+            "--config must be a JSON object, not list",
+        ),
+        (
+            ["run", "base_agent", "--input", "{report}", "--config", "{"],
+            "--config is not valid JSON",
+        ),
+    ],
+)
+def test_run_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    argv = [a.replace("{report}", str(REPO / "examples" / "report.md")) for a in argv]
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, out) == (1, "")
+    assert err.startswith("error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_real_process_reads_stdin_and_never_shows_a_traceback(template_dir: Path) -> None:
+    cmd = [sys.executable, "-c", "from core.cli import main; main()"]
+    ok = subprocess.run(
+        [*cmd, "run", "base_agent", "--input", "-"],
+        input="Hi there",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["stats"]["words"] == 2
+    bad = subprocess.run(
+        [*cmd, "templates", "validate", str(template_dir / "nothing.json")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
