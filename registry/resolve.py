@@ -49,15 +49,16 @@ def choose(
     """The id of the best `(id, version, yanked)` candidate for `specifier`, or None."""
     spec = parse_specifier(specifier)
     allow_yanked = is_exact_pin(spec)
-    pre: bool | None = True if prereleases else None
+    # Decided explicitly: packaging's default for prereleases changed across releases.
+    allow_pre = prereleases or spec.prereleases is True
     best: tuple[Version, int] | None = None
     for release_id, version, yanked in candidates:
         if yanked and not allow_yanked:
             continue
         parsed = parse_version(version)
-        if best is not None and parsed <= best[0]:
+        if (best is not None and parsed <= best[0]) or (parsed.is_prerelease and not allow_pre):
             continue
-        if spec.contains(parsed, prereleases=pre):
+        if spec.contains(parsed, prereleases=True):
             best = (parsed, release_id)
     return best[1] if best else None
 

@@ -1,0 +1,234 @@
+"""The publish pipeline: each step on its own, then the whole, all or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from registry import MemoryBlobStore, Registry, RegistryConfig
+from registry.db import make_engine, write_session
+from registry.errors import (
+    ArchiveError,
+    DuplicateDigest,
+    DuplicateRelease,
+    LookalikeName,
+    ManifestError,
+    PermissionDenied,
+    ReservedName,
+    RevokedKey,
+    SignatureMismatch,
+    UnknownKey,
+)
+from registry.models import Release
+from registry.publish import (
+    STEPS,
+    PublishContext,
+    run_publish,
+    step_authorize,
+    step_dedupe,
+    step_parse,
+    step_store,
+    step_validate,
+    step_verify,
+)
+from tests.registry.factories import (
+    TestPublisher,
+    make_archive,
+    make_publisher,
+    publish,
+    sign,
+    unchecked_archive,
+)
+
+
+def context(registry: Registry, pub: TestPublisher, archive: bytes, session: Session,
+            signature: bytes = b"", key_id: str | None = None) -> PublishContext:
+    return PublishContext(
+        session=session, blobs=registry.blobs, config=registry.config,
+        principal=pub.principal, archive=archive, signature=signature,
+        key_id=key_id or pub.key.key_id, fts=registry.fts,
+    )
+
+
+def test_parse_step_fills_manifest_and_digest(registry: Registry, acme: TestPublisher) -> None:
+    archive = make_archive(version="1.0")
+    with Session(registry.engine) as s:
+        ctx = context(registry, acme, archive, s)
+        step_parse(ctx)
+    assert ctx.digest == hashlib.sha256(archive).hexdigest()
+    assert (ctx.normalized_name, ctx.canonical_version) == ("acme/summarizer", "1")
+    with Session(registry.engine) as s, pytest.raises(ArchiveError):
+        step_parse(context(registry, acme, b"PK junk", s))
+
+
+def test_validate_step_refuses_broken_contents(registry: Registry, acme: TestPublisher) -> None:
+    archive = unchecked_archive(manifest={"entry": "nope.py:process"})
+    with Session(registry.engine) as s:
+        ctx = context(registry, acme, archive, s)
+        step_parse(ctx)
+        with pytest.raises(ManifestError):
+            step_validate(ctx)
+
+
+def test_validate_step_refuses_reserved_names(registry: Registry) -> None:
+    pub = make_publisher(registry, "tools")
+    with Session(registry.engine) as s:
+        ctx = context(registry, pub, make_archive(name="tools/admin"), s)
+        step_parse(ctx)
+        with pytest.raises(ReservedName):
+            step_validate(ctx)
+
+
+def test_authorize_step_checks_scope_and_namespace(registry: Registry, acme: TestPublisher) -> None:
+    other = make_publisher(registry, "zeta")
+    with Session(registry.engine) as s:
+        ctx = context(registry, other, make_archive(name="acme/summarizer"), s)
+        step_parse(ctx)
+        step_validate(ctx)
+        with pytest.raises(PermissionDenied, match="namespace"):
+            step_authorize(ctx)
+    review_only = registry.authenticate(registry.create_token(acme.principal, {"review"}))
+    with Session(registry.engine) as s:
+        ctx = context(registry, acme, make_archive(), s)
+        ctx.principal = review_only
+        step_parse(ctx)
+        with pytest.raises(PermissionDenied, match="publish"):
+            step_authorize(ctx)
+
+
+def test_verify_step(registry: Registry, acme: TestPublisher) -> None:
+    archive = make_archive(version="1.0.0")
+    cases = [
+        (sign(acme, archive, "acme/summarizer", "1.0.1"), acme.key.key_id, SignatureMismatch),
+        (sign(acme, archive, "acme/other", "1.0.0"), acme.key.key_id, SignatureMismatch),
+        (sign(acme, archive, "acme/summarizer", "1.0.0"), "f" * 32, UnknownKey),
+    ]
+    for signature, key_id, error in cases:
+        with Session(registry.engine) as s:
+            ctx = context(registry, acme, archive, s, signature, key_id)
+            step_parse(ctx)
+            with pytest.raises(error):
+                step_verify(ctx)
+
+
+def test_signature_by_another_publishers_key_is_unknown(
+    registry: Registry, acme: TestPublisher
+) -> None:
+    mallory = make_publisher(registry, "mallory")
+    archive = make_archive()
+    sig = mallory.key.sign_release(hashlib.sha256(archive).hexdigest(), "acme/summarizer", "1.0.0")
+    with pytest.raises(UnknownKey):
+        registry.publish(acme.principal, archive, sig, mallory.key.key_id)
+
+
+def test_dedupe_and_store_steps(registry: Registry, acme: TestPublisher) -> None:
+    publish(registry, acme, version="1.0")
+    with Session(registry.engine) as s:
+        ctx = context(registry, acme, make_archive(version="1.0.0"), s)
+        step_parse(ctx)
+        step_validate(ctx)
+        with pytest.raises(DuplicateRelease):
+            step_dedupe(ctx)
+    with Session(registry.engine) as s:
+        ctx = context(registry, acme, make_archive(version="2.0"), s)
+        step_parse(ctx)
+        step_validate(ctx)
+        step_dedupe(ctx)
+        step_store(ctx)
+        assert ctx.blob_created and registry.blobs.exists(ctx.digest)
+
+
+def test_publish_happy_path_and_duplicates(registry: Registry, acme: TestPublisher) -> None:
+    release = publish(registry, acme, version="1.0.0")
+    assert release.name == "acme/summarizer" and release.key_id == acme.key.key_id
+    assert registry.blobs.get(release.digest)
+    with pytest.raises(DuplicateRelease) as err:
+        publish(registry, acme, version="1.0")
+    assert err.value.version == "1.0"
+
+
+def test_same_digest_under_another_name_is_refused(registry: Registry, acme: TestPublisher) -> None:
+    from registry.publish import DuplicateDigest as Dup
+
+    first = publish(registry, acme, version="1.0.0")
+    with Session(registry.engine) as s:
+        ctx = context(registry, acme, registry.blobs.get(first.digest), s)
+        step_parse(ctx)
+        ctx.existing = None  # pretend it is a new package name with the same bytes
+        with pytest.raises(Dup) as err:
+            step_dedupe(ctx)
+    assert err.value.existing == "acme/summarizer 1.0.0"
+
+
+def test_revoked_key_refuses_new_uploads_but_old_releases_keep_their_key(
+    registry: Registry, acme: TestPublisher
+) -> None:
+    old = publish(registry, acme, version="1.0.0")
+    registry.revoke_key(acme.principal, acme.key.key_id)
+    with pytest.raises(RevokedKey):
+        publish(registry, acme, version="1.1.0")
+    assert registry.releases("acme/summarizer")[0].key_id == old.key_id
+
+
+def test_lookalike_names_are_refused(registry: Registry, acme: TestPublisher) -> None:
+    publish(registry, acme)
+    for _ in range(3):  # RegistryConfig(lookalike_downloads=3) in the fixture
+        registry.download("acme/summarizer", "1.0.0")
+    with pytest.raises(LookalikeName) as err:
+        publish(registry, acme, name="Acme/Summarizer", version="2.0")
+    assert err.value.existing == "acme/summarizer"
+    squatter = make_publisher(registry, "acne")
+    with pytest.raises(LookalikeName) as err:
+        publish(registry, squatter, name="acne/summarizer")
+    assert err.value.existing == "acme/summarizer"
+    assert publish(registry, squatter, name="acne/translator").name == "acne/translator"
+
+
+def _crash(ctx: PublishContext) -> None:
+    raise RuntimeError("power cut")
+
+
+def test_crash_between_blob_write_and_commit_leaves_no_half_release(
+    registry: Registry, acme: TestPublisher
+) -> None:
+    archive = make_archive()
+    signature = sign(acme, archive, "acme/summarizer", "1.0.0")
+    digest = hashlib.sha256(archive).hexdigest()
+    steps = [*STEPS, ("crash", _crash)]  # index has flushed the rows; commit never happens
+    with Session(registry.engine.execution_options(registry_write=True)) as s:
+        ctx = context(registry, acme, archive, s, signature)
+        with pytest.raises(RuntimeError):
+            run_publish(ctx, steps)
+    assert not registry.blobs.exists(digest)
+    with Session(registry.engine) as s:
+        assert s.exec(select(Release)).all() == []
+    assert registry.search("summarizer").total == 0
+    # The same upload goes through afterwards.
+    assert registry.publish(acme.principal, archive, signature, acme.key.key_id).digest == digest
+
+
+def test_process_killed_after_blob_write_leaves_only_an_orphan_blob(
+    registry: Registry, acme: TestPublisher
+) -> None:
+    kept = publish(registry, acme, version="1.0.0")
+    orphan_digest, _ = registry.blobs.put(make_archive(version="9.9"))  # no row ever committed
+    assert registry.cleanup_blobs() == [orphan_digest]
+    assert registry.blobs.exists(kept.digest) and not registry.blobs.exists(orphan_digest)
+
+
+def test_failed_publish_keeps_a_blob_other_releases_use(tmp_path: Path) -> None:
+    registry = Registry(make_engine(f"sqlite:///{tmp_path / 'r.db'}"), MemoryBlobStore(),
+                        RegistryConfig())
+    pub = make_publisher(registry, "acme")
+    release = publish(registry, pub)
+    with write_session(registry.engine) as s:
+        ctx = context(registry, pub, registry.blobs.get(release.digest), s)
+        ctx.blob_created = True  # as if this attempt had written it
+        ctx.digest = release.digest
+        from registry.publish import _discard_blob
+
+        _discard_blob(ctx)
+    assert registry.blobs.exists(release.digest)
