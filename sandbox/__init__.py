@@ -1,1 +1,16 @@
-"""sandbox"""
+"""The WebAssembly sandbox for untrusted agent code: run, vet, and plug sandboxed agents in."""
+
+from sandbox.errors import AgentRunError, SandboxError
+from sandbox.limits import SandboxLimits
+from sandbox.results import AgentSource, TaskResult, TaskStatus
+from sandbox.runtime import Sandbox
+
+__all__ = [
+    "AgentRunError",
+    "AgentSource",
+    "Sandbox",
+    "SandboxError",
+    "SandboxLimits",
+    "TaskResult",
+    "TaskStatus",
+]
