@@ -21,7 +21,7 @@ from marketplace.cli_common import (
 )
 from marketplace.cli_publish import build, init, keygen, publish, register, yank
 from marketplace.lockfile import LockEntry
-from marketplace.records import RatingSummary, publisher_of
+from marketplace.records import publisher_of
 
 __all__ = [
     "build", "info", "init", "install", "keygen", "list_installed", "publish", "rate",
@@ -52,9 +52,7 @@ def search(query: str, sort: str, capability: str | None, tool: str | None, page
         click.echo("no packages found")
         return
     for item in found.items:
-        rating = item.rating if isinstance(item.rating, RatingSummary) else None
-        mean = rating.mean if rating else (item.rating if isinstance(item.rating, float) else None)
-        click.echo(f"{item.name} {item.latest_version or ''}  {stars(mean)}  "
+        click.echo(f"{item.name} {item.latest_version or ''}  {stars(item.rating_mean)}  "
                    f"{item.downloads} downloads\n    {item.summary}")
     click.echo(f"page {found.page} · {len(found.items)} of {found.total}")
 
@@ -71,7 +69,7 @@ def info(name: str, url: str | None, token: str | None, as_json: bool) -> None:
     if as_json:
         emit_json({"package": detail, "versions": versions})
         return
-    rating = detail.rating if isinstance(detail.rating, RatingSummary) else RatingSummary()
+    rating = detail.rating
     click.echo(f"{detail.name} {detail.latest_version or ''}\n  {detail.summary}")
     click.echo(f"  publisher: {publisher_of(detail.publisher)}")
     click.echo(f"  rating:    {stars(rating.mean)} ({rating.count} ratings"
@@ -201,12 +199,10 @@ def reviews(name: str, page: int, per_page: int, url: str | None, token: str | N
     if not found.items:
         click.echo(f"no reviews of {name} yet")
     for item in found.items:
-        who = item.reviewer if isinstance(item.reviewer, str) else item.reviewer.get("name", "")
-        head = f"{'★' * item.stars}{'☆' * (5 - item.stars)} {who}"
+        head = f"{'★' * item.stars}{'☆' * (5 - item.stars)} {item.reviewer}"
         click.echo(f"{head}{' on ' + item.version if item.version else ''}: {item.title}".rstrip())
         if item.body:
             click.echo(f"    {item.body}")
         if item.reply:
-            reply = item.reply if isinstance(item.reply, str) else item.reply.get("text", "")
-            click.echo(f"    publisher: {reply}")
+            click.echo(f"    publisher: {item.reply}")
     click.echo(f"page {found.page} · {len(found.items)} of {found.total}")

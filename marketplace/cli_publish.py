@@ -29,12 +29,11 @@ def _load_key(config: ClientConfig, path: Path | None) -> SigningKey:
 def _ensure_key_registered(client: MarketplaceClient, key: SigningKey) -> bool:
     """Upload `key`'s public half unless the registry knows it; True when it was uploaded."""
     try:
-        client.key(key.key_id)
-        return False
+        client.add_key(key.public_bytes)
     except ApiError as exc:
-        if exc.status != 404:
-            raise
-    client.add_key(key.public_bytes)
+        if exc.status == 409:  # already registered: nothing to do
+            return False
+        raise
     return True
 
 

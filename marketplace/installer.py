@@ -50,7 +50,7 @@ from marketplace.lockfile import (
     write_lock,
     write_pins,
 )
-from marketplace.records import publisher_of
+from marketplace.records import KeyInfo, publisher_of
 from marketplace.resolver import Plan, Resolver, parse_requirement
 from registry.archive import Package, extract_package, read_archive
 from registry.errors import RevokedKey, SignatureMismatch
@@ -72,8 +72,9 @@ def install_dir(home: Path, name: str) -> Path:
 
 
 def _b64(value: str, what: str, name: str) -> bytes:
+    """Decode standard or URL-safe base64 (JSON bodies use the latter, headers the former)."""
     try:
-        return base64.b64decode(value, validate=True)
+        return base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
     except (binascii.Error, ValueError):
         raise UntrustedPackage(name, f"{what} is not valid base64") from None
 
@@ -184,7 +185,7 @@ class Installer:
         signature = release.signature or download.signature or ""
         publisher = publisher_of(self.client.package(plan.name).publisher)
         pin = self._trusted_key(publisher, release.key_id, pins)
-        public = base64.b64decode(pin.public_key)
+        public = _b64(pin.public_key, "the pinned key", publisher)
         package = self._verify(
             plan.name,
             release.version,
@@ -249,66 +250,57 @@ class Installer:
         pin = pins.publishers.get(publisher)
         if pin is not None and pin.key_id == key_id:
             return pin
-        record = self.client.key(key_id)
-        public = _b64(record.public_key, f"key {key_id}", publisher)
-        if key_id_for(public) != key_id:
-            raise UntrustedPackage(
-                publisher, f"the registry's key {key_id} does not hash to its id"
-            )
-        if record.publisher and record.publisher != publisher:
-            raise UntrustedPackage(publisher, f"key {key_id} belongs to {record.publisher!r}")
+        keys = {k.key_id: k for k in self.client.publisher_keys(publisher)}
+        record = keys.get(key_id)
+        if record is None:
+            raise UntrustedPackage(publisher, f"key {key_id} is not one of the publisher's keys")
+        public = self._public_of(record, publisher)
         if record.revoked:
             raise RevokedKey(key_id)
-        fresh = KeyPin(key_id=key_id, public_key=record.public_key, pinned_at=now())
+        fresh = KeyPin(key_id=key_id, public_key=base64.b64encode(public).decode(),
+                       pinned_at=now())
         if pin is None:
             pins.publishers[publisher] = fresh
             return fresh
-        self._walk_rotation(
-            publisher, pin, record.key_id, public, record.signed_by, record.rotation_signature
-        )
+        self._walk_rotation(publisher, pin, keys, key_id, public)
         rotated = fresh.model_copy(update={"rotated_from": [*pin.rotated_from, pin.key_id]})
         pins.publishers[publisher] = rotated
         return rotated
 
-    def _walk_rotation(
-        self,
-        publisher: str,
-        pin: KeyPin,
-        key_id: str,
-        public: bytes,
-        signed_by: str | None,
-        statement: str | None,
-    ) -> None:
+    @staticmethod
+    def _public_of(record: KeyInfo, publisher: str) -> bytes:
+        public = _b64(record.public_key, f"key {record.key_id}", publisher)
+        if key_id_for(public) != record.key_id:
+            raise UntrustedPackage(publisher, f"key {record.key_id} does not hash to its id")
+        if record.publisher and record.publisher != publisher:
+            owner = record.publisher
+            raise UntrustedPackage(publisher, f"key {record.key_id} belongs to {owner!r}")
+        return public
+
+    def _walk_rotation(self, publisher: str, pin: KeyPin, keys: dict[str, KeyInfo],
+                       key_id: str, public: bytes) -> None:
         """Verify each rotation statement from `key_id` back to the pinned key."""
+        current = keys[key_id]
         seen = {key_id}
         while True:
+            signed_by, statement = current.signed_by, current.rotation_signature
             if not signed_by or not statement or signed_by in seen:
                 raise KeyChanged(publisher, pin.key_id, key_id)
             seen.add(signed_by)
             if signed_by == pin.key_id:
-                signer_public = base64.b64decode(pin.public_key)
-                signer = None
+                signer_public = _b64(pin.public_key, "the pinned key", publisher)
+            elif signed_by in keys:
+                signer_public = self._public_of(keys[signed_by], publisher)
             else:
-                signer = self.client.key(signed_by)
-                signer_public = _b64(signer.public_key, f"key {signed_by}", publisher)
-                if key_id_for(signer_public) != signed_by:
-                    raise KeyChanged(publisher, pin.key_id, key_id)
+                raise KeyChanged(publisher, pin.key_id, key_id)
             try:
-                verify_rotation(
-                    signer_public,
-                    _b64(statement, "a rotation statement", publisher),
-                    public,
-                    publisher,
-                )
+                verify_rotation(signer_public, _b64(statement, "a rotation statement", publisher),
+                                public, publisher)
             except SignatureMismatch:
                 raise KeyChanged(publisher, pin.key_id, key_id) from None
-            if signer is None:
+            if signed_by == pin.key_id:
                 return
-            public, signed_by, statement = (
-                signer_public,
-                signer.signed_by,
-                signer.rotation_signature,
-            )
+            current, public = keys[signed_by], signer_public
 
     def _verify(
         self,

@@ -78,16 +78,20 @@ class PackageSummary(Record):
     publisher: str | Publisher | None = None
     latest_version: str | None = None
     downloads: int = 0
-    rating: RatingSummary | float | None = None
     keywords: list[str] = Field(default_factory=list)
+    capabilities: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+    rating_count: int = 0
+    rating_mean: float | None = None
+    rating_bayesian: float | None = None
 
 
 class PackageDetail(PackageSummary):
     description: str = ""
-    capabilities: list[str] = Field(default_factory=list)
-    tools: list[str] = Field(default_factory=list)
-    permissions: list[str] = Field(default_factory=list)
+    license: str = ""
+    homepage: str | None = None
     readme: str = ""
+    rating: RatingSummary = Field(default_factory=RatingSummary)
     versions: list[Any] = Field(default_factory=list)
 
     @property
@@ -99,15 +103,17 @@ class PackageDetail(PackageSummary):
 
 class Review(Record):
     id: int | str
-    reviewer: str | dict[str, Any] = ""
+    package: str = ""
+    reviewer: str = ""
     stars: int
     title: str = ""
     body: str = ""
     version: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
-    reply: str | dict[str, Any] | None = None
-    flags: int | list[Any] = 0
+    reply: str | None = None
+    reply_at: str | None = None
+    flag_count: int = 0
 
 
 class Page(Record, Generic[T]):

@@ -53,7 +53,8 @@ class Requirement:
                 s.operator in ("==", "===") and s.contains(version, prereleases=True)
                 for s in self.specifier
             )
-        return self.specifier.contains(version)
+        # Pre-releases only when a specifier names one (an empty set would accept them).
+        return self.specifier.contains(version, prereleases=bool(self.specifier.prereleases))
 
 
 def parse_requirement(text: str, origin: str = "") -> Requirement:
