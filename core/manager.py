@@ -17,12 +17,13 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
@@ -32,7 +33,13 @@ from core.config import FactorySettings
 from core.errors import TemplateError, TemplateNotFound, TemplateVetoed
 from core.inheritance import resolve
 from core.loader import template_files
+from core.paths import builtin_templates_dir
 from core.template import AgentTemplate
+
+if TYPE_CHECKING:
+    from core.watcher import TemplateWatcher
+
+_log = logging.getLogger(__name__)
 
 ReloadAction = Literal["full", "added", "updated", "removed", "rejected"]
 
@@ -80,9 +87,6 @@ class TemplateManager:
         clock: Callable[[], float] = time.monotonic,
         reload_settle_s: float = 0.02,
     ) -> None:
-        from core.paths import builtin_templates_dir
-        from core.watcher import TemplateWatcher
-
         self.settings = settings or FactorySettings()
         self._pm = plugin_manager
         self._clock = clock
@@ -112,6 +116,9 @@ class TemplateManager:
             self.get(name)
         self._watcher: TemplateWatcher | None = None
         if self.settings.hot_reload:
+            # watchdog is imported only when a watcher is wanted: the CLI never needs it.
+            from core.watcher import TemplateWatcher
+
             self._watcher = TemplateWatcher(
                 [d.path for d in self._all_dirs()], self.reload_path, settle_s=reload_settle_s
             )
@@ -230,12 +237,16 @@ class TemplateManager:
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
+                seen = self._catalog.generation
                 self._lock.release()  # the predicate usually calls get(), which takes the lock
                 try:
-                    if predicate():
-                        return True
+                    satisfied = predicate()
                 finally:
                     self._lock.acquire()
+                if satisfied:
+                    return True
+                if self._catalog.generation != seen:
+                    continue  # a reload landed while the predicate ran: its notify is gone
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -323,7 +334,10 @@ class TemplateManager:
             self._changed.notify_all()
         event = ReloadEvent(generation, action, source, names, error)
         for listener in list(self._listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # a faulty listener must not undo or block a reload
+                _log.exception("reload listener %r failed", listener)
         return event
 
     def _refresh_stale(self, expired: AgentTemplate, snapshot: cat.Catalog) -> cat.Catalog:
