@@ -23,7 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from marketplace.api.problems import PROBLEM_JSON, UploadTooLarge, problem_body
 from marketplace.metrics import ServerMetrics
 
-UPLOAD_PATH = "/api/v1/packages"
+API_PREFIX = "/api/v1"
+UPLOAD_PATH = f"{API_PREFIX}/packages"
 
 
 class BodyLimitMiddleware:
@@ -107,6 +108,9 @@ class LatencyMiddleware:
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
+            # Recent FastAPI keeps an included route's own path; put the mount prefix back.
+            if scope["path"].startswith(API_PREFIX) and not template.startswith(API_PREFIX):
+                template = API_PREFIX + template
             self.metrics.requests.observe(
                 time.perf_counter() - start, scope["method"], template, str(status)
             )

@@ -18,12 +18,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from marketplace.api.deps import Publisher, PublishWriter, get_state
-from marketplace.api.schemas import YankRequest
+from marketplace.api.schemas import ReleaseOut, YankRequest
 from registry.names import normalize_name
 from registry.schemas import PackageDetail, Principal, ReleasePublic, SearchPage
 
@@ -76,8 +76,8 @@ async def _read_upload(request: Request) -> tuple[bytes, bytes, str]:
         await form.close()
 
 
-@router.post("", status_code=201, response_model=ReleasePublic, openapi_extra=_UPLOAD_DOC)
-async def publish(request: Request, principal: PublishWriter) -> ReleasePublic:
+@router.post("", status_code=201, response_model=ReleaseOut, openapi_extra=_UPLOAD_DOC)
+async def publish(request: Request, principal: PublishWriter) -> ReleaseOut:
     state = get_state(request)
     archive, signature, key_id = await _read_upload(request)
     release: ReleasePublic = await run_in_threadpool(
@@ -85,7 +85,7 @@ async def publish(request: Request, principal: PublishWriter) -> ReleasePublic:
     )
     state.cache.invalidate(normalize_name(release.name))
     state.metrics.publishes.inc()
-    return release
+    return ReleaseOut.of(release)
 
 
 @router.get("", response_model=SearchPage)
@@ -119,12 +119,13 @@ async def cached_json(
     return Response(body, media_type=JSON)
 
 
+_RELEASES = TypeAdapter(list[ReleaseOut])
+
+
 def _encode(record: BaseModel | list[Any]) -> bytes:
     if isinstance(record, BaseModel):
         return record.__pydantic_serializer__.to_json(record)
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(list[ReleasePublic]).dump_json(record)
+    return _RELEASES.dump_json([ReleaseOut.of(r) for r in record])
 
 
 @router.get("/{namespace}/{name}", response_model=PackageDetail)
@@ -133,20 +134,20 @@ async def detail(namespace: str, name: str, request: Request) -> Response:
     return await cached_json(request, "detail", f"{namespace}/{name}", registry.package)
 
 
-@router.get("/{namespace}/{name}/versions", response_model=list[ReleasePublic])
+@router.get("/{namespace}/{name}/versions", response_model=list[ReleaseOut])
 async def versions(namespace: str, name: str, request: Request) -> Response:
     registry = get_state(request).registry
     return await cached_json(request, "versions", f"{namespace}/{name}", registry.releases)
 
 
-@router.get("/{namespace}/{name}/resolve", response_model=ReleasePublic)
+@router.get("/{namespace}/{name}/resolve", response_model=ReleaseOut)
 def resolve(
     namespace: str, name: str, request: Request, spec: str = "", prereleases: bool = False
-) -> ReleasePublic:
+) -> ReleaseOut:
     release: ReleasePublic = get_state(request).registry.resolve(
         f"{namespace}/{name}", spec, prereleases=prereleases
     )
-    return release
+    return ReleaseOut.of(release)
 
 
 @router.get(
@@ -173,7 +174,7 @@ def download(
     return Response(data, media_type="application/zip", headers=headers)
 
 
-@router.post("/{namespace}/{name}/versions/{version}/yank", response_model=ReleasePublic)
+@router.post("/{namespace}/{name}/versions/{version}/yank", response_model=ReleaseOut)
 def yank(
     namespace: str,
     name: str,
@@ -181,24 +182,24 @@ def yank(
     body: YankRequest,
     principal: Publisher,
     request: Request,
-) -> ReleasePublic:
+) -> ReleaseOut:
     return _set_yank(request, principal, f"{namespace}/{name}", version, body.reason)
 
 
-@router.delete("/{namespace}/{name}/versions/{version}/yank", response_model=ReleasePublic)
+@router.delete("/{namespace}/{name}/versions/{version}/yank", response_model=ReleaseOut)
 def unyank(
     namespace: str, name: str, version: str, principal: Publisher, request: Request
-) -> ReleasePublic:
+) -> ReleaseOut:
     return _set_yank(request, principal, f"{namespace}/{name}", version, None)
 
 
 def _set_yank(
     request: Request, principal: Principal, full: str, version: str, reason: str | None
-) -> ReleasePublic:
+) -> ReleaseOut:
     state = get_state(request)
     try:
         if reason is None:
-            return state.registry.unyank(principal, full, version)
-        return state.registry.yank(principal, full, version, reason)
+            return ReleaseOut.of(state.registry.unyank(principal, full, version))
+        return ReleaseOut.of(state.registry.yank(principal, full, version, reason))
     finally:
         state.cache.invalidate(normalize_name(full))

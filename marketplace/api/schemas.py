@@ -7,11 +7,19 @@ Bytes travel as base64 in JSON, both ways.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, PlainSerializer
 
-from registry.schemas import KeyPublic, PublisherPublic
+from registry.schemas import KeyPublic, PublisherPublic, ReleasePublic
+
+# Standard base64 with padding (RFC 4648 section 4), as in the download headers. pydantic's own
+# `ser_json_bytes="base64"` emits the URL-safe alphabet, which strict standard decoders refuse.
+StdB64 = Annotated[
+    bytes, PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str)
+]
 
 
 class _Body(BaseModel):
@@ -48,16 +56,14 @@ class KeyCreate(_Body):
 class KeyOut(BaseModel):
     """A publisher key as installers see it (they walk `signed_by` chains to accept rotations)."""
 
-    model_config = ConfigDict(ser_json_bytes="base64")
-
     key_id: str
     publisher: str
-    public_key: bytes
+    public_key: StdB64
     created_at: datetime
     revoked: bool
     revoked_at: datetime | None
     signed_by: str | None
-    rotation_signature: bytes | None = None
+    rotation_signature: StdB64 | None = None
 
     @classmethod
     def of(cls, key: KeyPublic) -> KeyOut:
@@ -90,3 +96,14 @@ class ReplyRequest(_Body):
 
 class FlagRequest(_Body):
     reason: str = Field(min_length=1, max_length=1000)
+
+
+class ReleaseOut(ReleasePublic):
+    """A release as the API shows it: the registry's record, signature in standard base64."""
+
+    signature: StdB64
+    vetting: Any = None  # vetting happens at install time; the registry records none yet
+
+    @classmethod
+    def of(cls, release: ReleasePublic) -> ReleaseOut:
+        return cls.model_validate(release, from_attributes=True)
