@@ -16,15 +16,15 @@ import click
 
 # name -> (module:attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "templates": ("core.cli_templates:templates", "List, show, validate templates; print the schema."),
+    "templates": ("core.cli_templates:templates", "List, show, validate templates; print schema."),
     "run": ("core.cli_run:run", "Run an agent on an input file and print the result as JSON."),
     "sandbox": ("sandbox.cli:sandbox", "Build the sandbox runner or run a file inside it."),
     "vet": ("sandbox.cli:vet", "Run a package's examples in the sandbox and print the report."),
     "serve": ("marketplace.cli_server:serve", "Start the marketplace server."),
     "keygen": ("marketplace.cli:keygen", "Create an Ed25519 signing key."),
-    "register": ("marketplace.cli:register", "Register a publisher and namespace; store the token."),
+    "register": ("marketplace.cli:register", "Register a publisher; save its token."),
     "init": ("marketplace.cli:init", "Scaffold a new agent package directory."),
-    "build": ("marketplace.cli:build", "Build a deterministic package archive from a directory."),
+    "build": ("marketplace.cli:build", "Build a deterministic package archive from a folder."),
     "publish": ("marketplace.cli:publish", "Sign and upload a package archive."),
     "search": ("marketplace.cli:search", "Search the marketplace."),
     "info": ("marketplace.cli:info", "Show a package: versions, rating, signature, vetting."),
