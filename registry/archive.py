@@ -36,6 +36,7 @@ from registry.names import normalize_name
 MANIFEST = "agent.json"
 READMES = ("README.md", "README.rst", "README.txt", "README")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+DEFAULT_LIMITS = ArchiveLimits()  # frozen, so sharing one default is safe
 _SKIP_DIRS = {"__pycache__", ".git", ".venv", "node_modules"}
 # Ratios are only meaningful for entries big enough to be a bomb; tiny files compress oddly.
 _RATIO_MIN_BYTES = 64 * 1024
@@ -85,14 +86,14 @@ def pack_files(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def build_files(files: dict[str, bytes], limits: ArchiveLimits = ArchiveLimits()) -> bytes:
+def build_files(files: dict[str, bytes], limits: ArchiveLimits = DEFAULT_LIMITS) -> bytes:
     """The deterministic archive of `files`, validated exactly as `read_archive` does."""
     data = pack_files(files)
     read_archive(data, limits)
     return data
 
 
-def build_archive(directory: Path, limits: ArchiveLimits = ArchiveLimits()) -> bytes:
+def build_archive(directory: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> bytes:
     """The deterministic archive of `directory`, validated exactly as `read_archive` does."""
     directory = Path(directory)
     if not (directory / MANIFEST).is_file():
@@ -149,7 +150,7 @@ def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def open_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> dict[str, bytes]:
+def open_archive(data: bytes, limits: ArchiveLimits = DEFAULT_LIMITS) -> dict[str, bytes]:
     """Every regular file of the archive by posix path, after all the safety checks."""
     if len(data) > limits.max_archive_bytes:
         raise ArchiveTooLarge("size", len(data), limits.max_archive_bytes)
@@ -240,7 +241,7 @@ def validate_contents(manifest: Manifest, files: dict[str, bytes]) -> tuple[Agen
     return tuple(templates)
 
 
-def read_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> Package:
+def read_archive(data: bytes, limits: ArchiveLimits = DEFAULT_LIMITS) -> Package:
     """Open, check and validate an archive (safety caps, manifest, files, templates)."""
     files = open_archive(data, limits)
     if MANIFEST not in files:
@@ -251,7 +252,7 @@ def read_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> Packag
 
 
 def extract_package(
-    data: bytes, dest: Path, limits: ArchiveLimits = ArchiveLimits()
+    data: bytes, dest: Path, limits: ArchiveLimits = DEFAULT_LIMITS
 ) -> Package:
     """Validate `data` and write its files under `dest` (which must be missing or empty)."""
     package = read_archive(data, limits)

@@ -12,12 +12,14 @@ the rows they recompute (`SELECT ... FOR UPDATE`), which SQLite ignores and does
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 from registry import models as _models  # noqa: F401  (registers the tables)
@@ -68,17 +70,15 @@ def init_db(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
     if not is_sqlite(engine):
         return
-    with engine.begin() as conn:
-        try:
-            conn.execute(
-                text(
-                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
-                    "name, summary, keywords, capabilities, templates, "
-                    "tokenize = 'unicode61 remove_diacritics 2')"
-                )
+    # Without FTS5 compiled in, creation fails and search falls back to LIKE.
+    with engine.begin() as conn, contextlib.suppress(OperationalError):
+        conn.execute(
+            text(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
+                "name, summary, keywords, capabilities, templates, "
+                "tokenize = 'unicode61 remove_diacritics 2')"
             )
-        except Exception:  # noqa: BLE001  - FTS5 not compiled in: search falls back to LIKE
-            pass
+        )
 
 
 @contextmanager

@@ -101,7 +101,9 @@ class DuplicateDigest(RegistryError):
     def __init__(self, digest: str, existing: str) -> None:
         self.digest = digest
         self.existing = existing
-        super().__init__(f"an identical archive ({digest[:12]}…) is already published as {existing}")
+        super().__init__(
+            f"an identical archive ({digest[:12]}…) is already published as {existing}"
+        )
 
 
 class ReservedName(RegistryError):

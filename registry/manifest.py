@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from registry.errors import InvalidName, InvalidVersion, ManifestError
 from registry.names import split_name
 
-_ENTRY = re.compile(r"^(?P<path>[A-Za-z0-9_][A-Za-z0-9_./-]*\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$")
+_ENTRY = re.compile(
+    r"^(?P<path>[A-Za-z0-9_][A-Za-z0-9_./-]*\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)$"
+)
 
 CheckOp = Literal["eq", "ne", "contains", "gte", "lte", "type", "exists", "matches"]
 

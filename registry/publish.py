@@ -185,13 +185,14 @@ def step_index(ctx: PublishContext) -> None:
     assert package is not None and ctx.key is not None
     row = ctx.existing
     if row is None:
-        namespace_id = ctx.session.exec(
-            select(Namespace.id).where(
+        namespace = ctx.session.exec(
+            select(Namespace).where(
                 Namespace.normalized_name == ctx.normalized_name.split("/")[0]
             )
         ).one()
+        assert namespace.id is not None
         row = PackageRow(
-            name=manifest.name, normalized_name=ctx.normalized_name, namespace_id=namespace_id,
+            name=manifest.name, normalized_name=ctx.normalized_name, namespace_id=namespace.id,
             publisher_id=ctx.principal.publisher_id,
         )
     if _becomes_latest(manifest.version, row.latest_version):

@@ -43,6 +43,14 @@ def is_exact_pin(spec: SpecifierSet) -> bool:
     )
 
 
+@lru_cache(maxsize=256)
+def _descending(versions: tuple[str, ...]) -> tuple[int, ...]:
+    """Indexes of `versions` from highest to lowest; cached, since a package's version list
+    changes only on publish, and sorting a thousand versions costs more than resolving."""
+    return tuple(sorted(range(len(versions)), key=lambda i: parse_version(versions[i]),
+                        reverse=True))
+
+
 def choose(
     candidates: list[tuple[int, str, bool]], specifier: str, prereleases: bool = False
 ) -> int | None:
@@ -51,16 +59,16 @@ def choose(
     allow_yanked = is_exact_pin(spec)
     # Decided explicitly: packaging's default for prereleases changed across releases.
     allow_pre = prereleases or spec.prereleases is True
-    best: tuple[Version, int] | None = None
-    for release_id, version, yanked in candidates:
+    for index in _descending(tuple(c[1] for c in candidates)):
+        release_id, version, yanked = candidates[index]
         if yanked and not allow_yanked:
             continue
         parsed = parse_version(version)
-        if (best is not None and parsed <= best[0]) or (parsed.is_prerelease and not allow_pre):
+        if parsed.is_prerelease and not allow_pre:
             continue
         if spec.contains(parsed, prereleases=True):
-            best = (parsed, release_id)
-    return best[1] if best else None
+            return release_id
+    return None
 
 
 def find_package(session: Session, name: str) -> Package:

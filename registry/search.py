@@ -90,8 +90,8 @@ def search(
     if tool:
         filters.append(col(Package.tools).like(f"%|{tool}|%"))
     rank: Any = None
-    base = (
-        select(
+    base: Any = (
+        select(  # type: ignore[call-overload]  # 13 columns: past sqlalchemy's typed overloads
             Package.id, Package.name, Package.summary, Package.latest_version,
             Package.keywords, Package.capabilities, Package.tools, Package.template_names,
             Package.downloads, Package.review_count, Package.stars_sum, Package.updated_at,

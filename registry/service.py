@@ -25,8 +25,8 @@ from registry.db import fts_available, init_db, make_engine, read_session, write
 from registry.errors import NotFound, PermissionDenied
 from registry.models import DownloadCount, Publisher, Release
 from registry.models import Package as PackageRow
-from registry.publish import PublishContext, apply_release_fields, release_public, run_publish
 from registry.names import normalize_part
+from registry.publish import PublishContext, apply_release_fields, release_public, run_publish
 from registry.resolve import choose, find_package
 from registry.resolve import resolve as resolve_release
 from registry.schemas import (

@@ -151,14 +151,12 @@ def test_publish_happy_path_and_duplicates(registry: Registry, acme: TestPublish
 
 
 def test_same_digest_under_another_name_is_refused(registry: Registry, acme: TestPublisher) -> None:
-    from registry.publish import DuplicateDigest as Dup
-
     first = publish(registry, acme, version="1.0.0")
     with Session(registry.engine) as s:
         ctx = context(registry, acme, registry.blobs.get(first.digest), s)
         step_parse(ctx)
         ctx.existing = None  # pretend it is a new package name with the same bytes
-        with pytest.raises(Dup) as err:
+        with pytest.raises(DuplicateDigest) as err:
             step_dedupe(ctx)
     assert err.value.existing == "acme/summarizer 1.0.0"
 
