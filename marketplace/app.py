@@ -14,7 +14,7 @@ then FastAPI's own exception handling, where every error becomes a problem docum
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -51,21 +51,27 @@ def build_state(settings: ServerSettings, metrics: ServerMetrics | None = None) 
     )
 
 
-def build_factory(settings: ServerSettings) -> Any:
-    """The server's agent factory: built-in plugins plus the agents installed in the home."""
+def build_factory(settings: ServerSettings) -> tuple[Any, Callable[[], None]]:
+    """The server's agent factory (built-in plugins and, through the `installed_agents` entry
+    point, the installed agents) and a function that stops keeping it current.
+
+    Installs made while the server runs reach the factory through a watch on the lockfile; the
+    installed-agents plugin reads `$AGENTFACTORY_HOME`, so the watch runs only when that is the
+    server's home (`agentfactory serve` makes it so).
+    """
     from core.config import FactorySettings
     from core.factory import AgentFactory
+    from core.paths import agentfactory_home
 
     factory_settings = FactorySettings(
         template_dirs=list(settings.template_dirs), sandbox_policy=settings.sandbox_policy
     )
     factory = AgentFactory(factory_settings)
-    try:
-        from marketplace.installed import register_installed
-    except ImportError:  # the installer is optional for a bare registry server
-        return factory
-    register_installed(factory, settings.home)
-    return factory
+    if agentfactory_home().resolve() != settings.home.resolve():
+        return factory, lambda: None
+    from marketplace.installed import watch_installed
+
+    return factory, watch_installed(factory)
 
 
 @asynccontextmanager
@@ -79,9 +85,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             published = publish_builtins(state.registry, settings.home)
             if published:
                 log.info("published %d built-in agent(s) under builtin/", len(published))
-        state.factory = build_factory(settings)
+        state.factory, stop_watching = build_factory(settings)
         app.state.market = state
-        yield
+        try:
+            yield
+        finally:
+            stop_watching()
     finally:
         if state.factory is not None:
             state.factory.close()

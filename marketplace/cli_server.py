@@ -8,6 +8,7 @@ agents are published then. This module imports the server stack only inside the 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -31,6 +32,8 @@ def serve(host: str | None, port: int | None, home: Path | None, log_level: str)
     from marketplace.settings import ServerSettings
 
     settings = ServerSettings.from_env(host=host, port=port, home=home)
+    # One home for the whole process: the installed-agents plugin reads it from the environment.
+    os.environ["AGENTFACTORY_HOME"] = str(settings.home)
     app = create_app(settings)
     click.echo(f"Agent Factory marketplace on {settings.url}  (data: {settings.home})")
     click.echo(f"API docs: {settings.url}/api/v1/docs")
