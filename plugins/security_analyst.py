@@ -4,8 +4,9 @@ The work is done by `plugins.logic.security_analyst`, a stdlib-only file that is
 the agent package's `process.py` and runs unchanged in the sandbox; this module only binds it to
 the plugin hooks. The masked text never contains a detected secret.
 
-Task: `{"text": str, "phones"?: bool}`; `phones` (phone-number detection, off by default because
-it is noisy) defaults to the agent's config, then the template's parameters.
+Task: `{"text": str, "phones"?: bool, "severity_threshold"?: str, "max_findings"?: int}`; each
+option the task leaves out comes from the agent's config, then the template's parameters
+(`phones`, phone-number detection, is off by default because it is noisy).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = ["NAME", "Finding", "ScanResult", "iban_valid", "luhn_valid", "scan"]
 
 NAME = "security_analyst"
 # Task fields that fall back to the agent's settings when the task leaves them out.
-OPTIONS = ("phones",)
+OPTIONS = ("phones", "severity_threshold", "max_findings")
 
 
 @hookimpl

@@ -99,6 +99,14 @@ class Analysis:
         return asdict(self)
 
 
+# Exact node types, looked up by `type(node)`: far cheaper than `isinstance` on every node.
+_SCOPES = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+_DECISIONS = frozenset(
+    {ast.If, ast.IfExp, ast.ExceptHandler, ast.Assert, ast.match_case, ast.For, ast.AsyncFor}
+    | {ast.While, ast.BoolOp, ast.comprehension, ast.Try, ast.TryStar}
+)
+
+
 def _own_nodes(node: ast.AST) -> list[ast.AST]:
     """Every node in the body of `node`, not descending into nested functions or classes.
 
@@ -109,7 +117,7 @@ def _own_nodes(node: ast.AST) -> list[ast.AST]:
     while stack:
         child = stack.pop()
         found.append(child)
-        if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        if type(child) not in _SCOPES:
             stack.extend(ast.iter_child_nodes(child))
     return found
 
@@ -118,15 +126,17 @@ def complexity(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     """McCabe cyclomatic complexity of one function (see the module docstring for what counts)."""
     score = 1
     for node in _own_nodes(function):
-        if isinstance(node, ast.If | ast.IfExp | ast.ExceptHandler | ast.Assert | ast.match_case):
-            score += 1
-        elif isinstance(node, ast.For | ast.AsyncFor | ast.While):
-            score += 1 + (1 if node.orelse else 0)
+        if type(node) not in _DECISIONS:
+            continue
+        if isinstance(node, ast.For | ast.AsyncFor | ast.While):
+            score += 2 if node.orelse else 1
         elif isinstance(node, ast.BoolOp):
             score += len(node.values) - 1
         elif isinstance(node, ast.comprehension):
             score += 1 + len(node.ifs)
-        elif isinstance(node, ast.Try | ast.TryStar) and node.orelse:
+        elif isinstance(node, ast.Try | ast.TryStar):
+            score += 1 if node.orelse else 0
+        else:  # if/elif, conditional expression, except, assert, match case
             score += 1
     return score
 
@@ -146,7 +156,8 @@ def _is_public(name: str) -> bool:
 
 
 class _Visitor(ast.NodeVisitor):
-    def __init__(self, max_complexity: int) -> None:
+    def __init__(self, source: str, max_complexity: int) -> None:
+        self.source = source
         self.max_complexity = max_complexity
         self.scope: list[tuple[str, bool]] = []  # (name, is_class), innermost last
         self.functions: list[FunctionInfo] = []
@@ -156,6 +167,13 @@ class _Visitor(ast.NodeVisitor):
         self.imported: dict[str, ast.AST] = {}  # bound name -> import node
         self.used: set[str] = set()
         self.exported: set[str] = set()
+
+    def text(self, node: ast.AST) -> str:
+        """The source of `node` as written, on one line.
+
+        Not `ast.unparse`: it lives in a helper module the sandbox does not bundle.
+        """
+        return " ".join((ast.get_source_segment(self.source, node) or "?").split())
 
     def issue(self, code: str, message: str, node: ast.AST, severity: str = "warning") -> None:
         line, column = getattr(node, "lineno", 1), getattr(node, "col_offset", 0) + 1
@@ -184,7 +202,7 @@ class _Visitor(ast.NodeVisitor):
                 is_method=is_method,
                 is_async=isinstance(node, ast.AsyncFunctionDef),
                 has_docstring=has_doc,
-                decorators=[ast.unparse(d) for d in node.decorator_list],
+                decorators=[self.text(d) for d in node.decorator_list],
             )
         )
         if score > self.max_complexity:
@@ -214,7 +232,7 @@ class _Visitor(ast.NodeVisitor):
             ):
                 self.issue(
                     "mutable-default",
-                    f"{qualname} has a mutable default argument {ast.unparse(default)!r}; "
+                    f"{qualname} has a mutable default argument {self.text(default)!r}; "
                     "it is shared between calls",
                     default,
                 )
@@ -251,7 +269,7 @@ class _Visitor(ast.NodeVisitor):
                 node.name,
                 node.lineno,
                 node.end_lineno or node.lineno,
-                [ast.unparse(b) for b in node.bases],
+                [self.text(b) for b in node.bases],
                 methods,
                 has_doc,
             )
@@ -386,7 +404,7 @@ def analyze(source: str, max_complexity: int = DEFAULT_MAX_COMPLEXITY) -> Analys
     except ValueError as exc:  # e.g. a NUL byte in the source
         result.syntax_error = SyntaxProblem(str(exc), 1, 1)
         return result
-    visitor = _Visitor(max_complexity)
+    visitor = _Visitor(source, max_complexity)
     visitor.visit(tree)
     visitor.unused_imports()
     result.functions = sorted(visitor.functions, key=lambda f: f.line)

@@ -11,6 +11,7 @@ import pytest
 from core.errors import AgentInputError
 from plugins import documentaliste
 from plugins.logic.documentaliste import process, split_sentences, summarize, tokenize
+from tests.plugins import run_in_sandbox
 
 RUNBOOK = """\
 Cache Service Runbook
@@ -203,3 +204,12 @@ def test_hook_turns_bad_input_into_agent_input_error() -> None:
     agent = stand_in("documentaliste")
     with pytest.raises(AgentInputError, match="documentaliste: 'text' must be a string"):
         documentaliste.agentfactory_process(agent=agent, task={"txt": "typo"})
+
+
+@pytest.mark.sandbox
+def test_the_published_package_gives_the_native_result_in_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    task = {"text": RUNBOOK, "max_sentences": 2}
+    native = json.loads(json.dumps(process(task)))
+    assert run_in_sandbox("documentaliste", task, monkeypatch) == native

@@ -14,6 +14,7 @@ import pytest
 from core.errors import AgentInputError
 from plugins import genie_logiciel
 from plugins.logic.genie_logiciel import Analysis, analyze, complexity, process
+from tests.plugins import run_in_sandbox
 
 SAMPLE = (Path(__file__).resolve().parents[2] / "examples" / "sample_module.py").read_text()
 
@@ -219,3 +220,12 @@ def test_hook_answers_only_for_its_implementation_and_reads_config() -> None:
     assert not [i for i in result["issues"] if i["code"] == "too-complex"]
     with pytest.raises(AgentInputError, match="genie_logiciel: 'source'"):
         genie_logiciel.agentfactory_process(agent=agent, task={"code": SAMPLE})
+
+
+@pytest.mark.sandbox
+def test_the_published_package_gives_the_native_result_in_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    task = {"source": SAMPLE}
+    native = json.loads(json.dumps(process(task)))
+    assert run_in_sandbox("genie_logiciel", task, monkeypatch) == native

@@ -12,6 +12,7 @@ import pytest
 from core.errors import AgentInputError
 from plugins import hardware
 from plugins.logic.hardware import analyze, parse_line, process, size_to_bytes
+from tests.plugins import run_in_sandbox
 
 SPEC = (Path(__file__).resolve().parents[2] / "examples" / "hardware_spec.txt").read_text()
 GiB, TB = 2**30, 10**12
@@ -171,3 +172,12 @@ def test_hook_uses_configured_requirements_and_reports_bad_input() -> None:
     assert result is not None and result["passed"] is True
     with pytest.raises(AgentInputError, match="hardware: unknown requirement"):
         hardware.agentfactory_process(agent=agent, task={"text": SPEC, "requirements": {"x": 1}})
+
+
+@pytest.mark.sandbox
+def test_the_published_package_gives_the_native_result_in_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    task = {"text": SPEC, "requirements": {"min_cores": 32, "min_ram_gb": 128}}
+    native = json.loads(json.dumps(process(task)))
+    assert run_in_sandbox("hardware", task, monkeypatch) == native

@@ -12,6 +12,7 @@ import pytest
 from core.errors import AgentInputError
 from plugins import security_analyst
 from plugins.logic.security_analyst import iban_valid, luhn_valid, process, scan
+from tests.plugins import run_in_sandbox
 
 LEAKY = (Path(__file__).resolve().parents[2] / "examples" / "leaky_config.env").read_text()
 
@@ -189,3 +190,30 @@ def test_hook_reads_phones_from_config_and_reports_bad_input() -> None:
     json.dumps(result)
     with pytest.raises(AgentInputError, match="security_analyst: 'text'"):
         security_analyst.agentfactory_process(agent=agent, task={})
+
+
+def test_severity_threshold_skips_lesser_findings_and_leaves_them_unmasked() -> None:
+    text = "owner: ops@example.com\nGITHUB_TOKEN=ghp_" + "Zx9" * 12 + "\n"
+    result = process({"text": text, "severity_threshold": "high"})
+    assert [f["kind"] for f in result["findings"]] == ["github_token"]
+    assert "ops@example.com" in result["masked_text"]
+    assert "Zx9Zx9" not in result["masked_text"]
+    with pytest.raises(ValueError, match="'severity_threshold' must be one of low, medium"):
+        process({"text": text, "severity_threshold": "severe"})
+
+
+def test_max_findings_caps_the_report_but_everything_is_still_masked() -> None:
+    text = "\n".join(f"user{n}@example.com" for n in range(5))
+    result = process({"text": text, "max_findings": 2})
+    assert len(result["findings"]) == 2 and result["truncated"] is True
+    assert result["counts"] == {"email": 5}
+    assert "user4@" not in result["masked_text"]
+
+
+@pytest.mark.sandbox
+def test_the_published_package_gives_the_native_result_in_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    task = {"text": LEAKY, "phones": True}
+    native = json.loads(json.dumps(process(task)))
+    assert run_in_sandbox("security_analyst", task, monkeypatch) == native
