@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from core.hookspecs import hookimpl
+from registry.names import normalize_name
 from sandbox.errors import AgentBadOutput, AgentFailed
 from sandbox.limits import SandboxLimits
 from sandbox.policy import RiskAssessment, SandboxPolicy, assess, must_sandbox
@@ -51,7 +52,8 @@ class SandboxedAgentPlugin:
         limits: SandboxLimits | None = None,
     ) -> None:
         self.package = package
-        self.name = package.manifest.name
+        # The registry defaults package templates' implementation to the normalized name.
+        self.name = normalize_name(package.manifest.name)
         self.sandbox = sandbox or Sandbox()
         self.limits = limits or self.sandbox.limits
         self.report = report
@@ -68,7 +70,7 @@ class SandboxedAgentPlugin:
     def agentfactory_templates(self) -> Sequence[Mapping[str, Any]]:
         documents = []
         for template in self.package.templates:
-            document = template.model_dump(mode="json", exclude_none=True)
+            document = template.model_dump(mode="json", exclude_none=True, by_alias=True)
             document.setdefault("implementation", self.name)
             documents.append(document)
         return documents

@@ -158,7 +158,7 @@ def vet(
                     failures=failures,
                     fuel_used=result.fuel_used,
                     memory_peak_bytes=result.memory_peak_bytes,
-                    duration_ms=result.duration_ms,
+                    duration_ms=round(result.duration_ms, 3),
                 )
             )
     if not reports:
