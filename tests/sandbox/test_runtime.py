@@ -8,8 +8,8 @@ import pytest
 
 from sandbox import AgentSource, Sandbox, TaskStatus
 from sandbox.errors import InvalidAgentSource, SandboxError
-from sandbox.limits import SandboxLimits
 from sandbox.guest.allowlist import ALLOWED_MODULES
+from sandbox.limits import SandboxLimits
 
 pytestmark = pytest.mark.sandbox
 
@@ -52,7 +52,7 @@ def test_many_tasks_keep_their_order_and_statuses(sandbox: Sandbox) -> None:
 def test_bad_host_input_is_a_typed_error(sandbox: Sandbox) -> None:
     with pytest.raises(InvalidAgentSource, match="entry must look like"):
         AgentSource({"a.py": ""}, entry="a.py")
-    with pytest.raises(InvalidAgentSource, match="no file 'b.py'"):
+    with pytest.raises(InvalidAgentSource, match=r"no file 'b\.py'"):
         AgentSource({"a.py": ""}, entry="b.py:process")
     with pytest.raises(InvalidAgentSource, match="relative posix"):
         AgentSource({"a.py": "", "../x.py": ""}, entry="a.py:process")
