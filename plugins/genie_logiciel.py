@@ -57,8 +57,10 @@ def agentfactory_process(agent: Agent, task: dict[str, Any]) -> dict[str, Any] |
         return None
     if not isinstance(task, dict):
         raise AgentInputError(f"{NAME}: a task must be a JSON object, not {type(task).__name__}")
-    defaults = {key: agent.setting(key) for key in OPTIONS if key not in task}
-    merged = {**{k: v for k, v in defaults.items() if v is not None}, **task}
+    merged = dict(task)
+    for key in OPTIONS:
+        if key not in merged and (value := agent.setting(key)) is not None:
+            merged[key] = value
     try:
         return process(merged)
     except ValueError as exc:
