@@ -87,7 +87,7 @@ def register(name: str, namespace: str | None, email: str | None, url: str | Non
     """Register publisher NAME with a namespace; store the API token in config.json (0600)."""
     config = config_for(url, None)
     with client_for(config) as client:
-        registration = client.register(name, namespace, email)
+        registration = client.register(name, namespace or name, email)
         client.token = registration.token
         key_uploaded = None
         if config.signing_key_path.is_file():

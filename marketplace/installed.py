@@ -111,11 +111,15 @@ class InstalledAgents:
         return doc
 
     def _runner(self, package: Package, entry: LockEntry) -> Any:
-        from sandbox.plugin import SandboxedAgentPlugin
-
         from sandbox import Sandbox
+        from sandbox.plugin import SandboxedAgentPlugin
+        from sandbox.vetting import VettingReport
 
-        return SandboxedAgentPlugin(package, Sandbox(), self.policy, entry.vetting)
+        data = entry.vetting.report
+        report = VettingReport.from_json(data) if data else None
+        # The publisher's key was verified and pinned at install time.
+        return SandboxedAgentPlugin(package, Sandbox(), self.policy, report,
+                                    publisher_verified=True)
 
     # -- what the hooks answer -----------------------------------------------------------------
     def templates(self) -> list[Mapping[str, Any]]:

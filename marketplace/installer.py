@@ -18,8 +18,6 @@ The order of checks for every package, nothing trusted before its check passed:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import fcntl
 import shutil
 import tempfile
@@ -27,17 +25,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from marketplace.client import DEFAULT_MAX_DOWNLOAD, MarketplaceClient, Progress
 from marketplace.errors import (
     DigestMismatch,
-    KeyChanged,
     NotInstalled,
     StillRequired,
     UntrustedPackage,
     VettingFailed,
 )
+from marketplace.keytrust import b64decode, trusted_key
 from marketplace.lockfile import (
     KeyPin,
     LockEntry,
@@ -50,12 +48,14 @@ from marketplace.lockfile import (
     write_lock,
     write_pins,
 )
-from marketplace.records import KeyInfo, publisher_of
+from marketplace.records import publisher_of
 from marketplace.resolver import Plan, Resolver, parse_requirement
 from registry.archive import Package, extract_package, read_archive
-from registry.errors import RevokedKey, SignatureMismatch
 from registry.names import normalize_name
-from registry.signing import key_id_for, verify_release, verify_rotation
+from registry.signing import key_id_for, verify_release
+
+if TYPE_CHECKING:
+    from sandbox.vetting import VettingReport
 
 Vetter = Callable[[Package], VettingSummary]
 ProgressFor = Callable[[str], Progress | None]
@@ -69,14 +69,6 @@ def agents_dir(home: Path) -> Path:
 def install_dir(home: Path, name: str) -> Path:
     namespace, short = normalize_name(name).split("/")
     return agents_dir(home) / namespace / short
-
-
-def _b64(value: str, what: str, name: str) -> bytes:
-    """Decode standard or URL-safe base64 (JSON bodies use the latter, headers the former)."""
-    try:
-        return base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
-    except (binascii.Error, ValueError):
-        raise UntrustedPackage(name, f"{what} is not valid base64") from None
 
 
 @dataclass(frozen=True)
@@ -184,8 +176,8 @@ class Installer:
             raise DigestMismatch(label, release.digest, download.sha256)
         signature = release.signature or download.signature or ""
         publisher = publisher_of(self.client.package(plan.name).publisher)
-        pin = self._trusted_key(publisher, release.key_id, pins)
-        public = _b64(pin.public_key, "the pinned key", publisher)
+        pin = trusted_key(self.client, publisher, release.key_id, pins)
+        public = b64decode(pin.public_key, "the pinned key", publisher)
         package = self._verify(
             plan.name,
             release.version,
@@ -221,7 +213,7 @@ class Installer:
         )
         if download.sha256 != entry.digest:
             raise DigestMismatch(label, entry.digest, download.sha256)
-        public = _b64(entry.public_key, "the locked public key", entry.name)
+        public = b64decode(entry.public_key, "the locked public key", entry.name)
         if key_id_for(public) != entry.key_id:
             raise UntrustedPackage(entry.name, "the lockfile's public key does not match its id")
         signature = download.signature or next(
@@ -245,63 +237,6 @@ class Installer:
         fresh = entry.model_copy(update={"vetting": self._vet(package), "installed_at": now()})
         return _Staged(fresh, self._stage(download.data))
 
-    def _trusted_key(self, publisher: str, key_id: str, pins: PinStore) -> KeyPin:
-        """The pin to verify with, updating `pins` (in memory) on first use or a valid rotation."""
-        pin = pins.publishers.get(publisher)
-        if pin is not None and pin.key_id == key_id:
-            return pin
-        keys = {k.key_id: k for k in self.client.publisher_keys(publisher)}
-        record = keys.get(key_id)
-        if record is None:
-            raise UntrustedPackage(publisher, f"key {key_id} is not one of the publisher's keys")
-        public = self._public_of(record, publisher)
-        if record.revoked:
-            raise RevokedKey(key_id)
-        fresh = KeyPin(key_id=key_id, public_key=base64.b64encode(public).decode(),
-                       pinned_at=now())
-        if pin is None:
-            pins.publishers[publisher] = fresh
-            return fresh
-        self._walk_rotation(publisher, pin, keys, key_id, public)
-        rotated = fresh.model_copy(update={"rotated_from": [*pin.rotated_from, pin.key_id]})
-        pins.publishers[publisher] = rotated
-        return rotated
-
-    @staticmethod
-    def _public_of(record: KeyInfo, publisher: str) -> bytes:
-        public = _b64(record.public_key, f"key {record.key_id}", publisher)
-        if key_id_for(public) != record.key_id:
-            raise UntrustedPackage(publisher, f"key {record.key_id} does not hash to its id")
-        if record.publisher and record.publisher != publisher:
-            owner = record.publisher
-            raise UntrustedPackage(publisher, f"key {record.key_id} belongs to {owner!r}")
-        return public
-
-    def _walk_rotation(self, publisher: str, pin: KeyPin, keys: dict[str, KeyInfo],
-                       key_id: str, public: bytes) -> None:
-        """Verify each rotation statement from `key_id` back to the pinned key."""
-        current = keys[key_id]
-        seen = {key_id}
-        while True:
-            signed_by, statement = current.signed_by, current.rotation_signature
-            if not signed_by or not statement or signed_by in seen:
-                raise KeyChanged(publisher, pin.key_id, key_id)
-            seen.add(signed_by)
-            if signed_by == pin.key_id:
-                signer_public = _b64(pin.public_key, "the pinned key", publisher)
-            elif signed_by in keys:
-                signer_public = self._public_of(keys[signed_by], publisher)
-            else:
-                raise KeyChanged(publisher, pin.key_id, key_id)
-            try:
-                verify_rotation(signer_public, _b64(statement, "a rotation statement", publisher),
-                                public, publisher)
-            except SignatureMismatch:
-                raise KeyChanged(publisher, pin.key_id, key_id) from None
-            if signed_by == pin.key_id:
-                return
-            current, public = keys[signed_by], signer_public
-
     def _verify(
         self,
         name: str,
@@ -314,7 +249,8 @@ class Installer:
     ) -> Package:
         if not signature_b64:
             raise UntrustedPackage(name, f"the registry served no signature for {version}")
-        verify_release(public, _b64(signature_b64, "the signature", name), digest, name, version)
+        signature = b64decode(signature_b64, "the signature", name)
+        verify_release(public, signature, digest, name, version)
         package = read_archive(data)
         if normalize_name(package.manifest.name) != normalize_name(name) or (
             package.manifest.version != version
@@ -328,7 +264,8 @@ class Installer:
 
     def _vet(self, package: Package) -> VettingSummary:
         summary = self.vetter(package)
-        if not summary.passed:
+        # "unvetted" (no examples) installs: the sandbox policy treats it as high-risk.
+        if not summary.passed and summary.status != "unvetted":
             raise VettingFailed(
                 package.manifest.name,
                 package.manifest.version,
@@ -439,17 +376,10 @@ def sandbox_vetter(progress: Callable[[str], None] | None = None) -> Vetter:
     return vet
 
 
-def summarize(report: Any) -> VettingSummary:
-    """The lockfile's summary of a `sandbox.vetting.VettingReport`."""
-    results = list(getattr(report, "results", None) or getattr(report, "examples", None) or [])
-    failures = [
-        f"{getattr(r, 'name', '?')}: {getattr(r, 'reason', '') or getattr(r, 'error', '')}"
-        for r in results if not getattr(r, "passed", getattr(r, "ok", False))
-    ]
+def summarize(report: VettingReport) -> VettingSummary:
+    """The lockfile's summary of a sandbox vetting report (the full report is kept too)."""
+    failures = [f"{e.name}: {'; '.join(e.failures)}" for e in report.examples if not e.passed]
     return VettingSummary(
-        passed=bool(getattr(report, "passed", not failures)),
-        examples=len(results),
-        failures=failures,
-        duration_ms=float(getattr(report, "duration_ms", 0.0) or 0.0),
-        detail=str(getattr(report, "summary", "") or ""),
+        passed=report.passed, status=report.status.value, examples=len(report.examples),
+        failures=failures, duration_ms=round(report.total_ms, 3), report=report.to_json(),
     )

@@ -32,10 +32,12 @@ class VettingSummary(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     passed: bool
+    status: str = ""  # "passed", "failed" or "unvetted" (no examples to run)
     examples: int = 0
     failures: list[str] = Field(default_factory=list)
     duration_ms: float = 0.0
     detail: str = ""
+    report: dict[str, Any] | None = None  # the sandbox's full report (`VettingReport.to_json`)
 
 
 class LockEntry(BaseModel):
