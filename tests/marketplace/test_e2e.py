@@ -73,7 +73,8 @@ def test_publish_install_run_review_upgrade_yank(live_server: Any, tmp_path: Pat
     assert "alice/word-count" not in factory.templates.names()
     installed = run_cli(bob, "install", PKG, "--json").ok().json()["installed"]
     assert [(e["name"], e["version"]) for e in installed] == [(PKG, "1.0.0")]
-    assert installed[0]["vetting"]["status"] == "passed" and installed[0]["digest"] == built["digest"]
+    assert installed[0]["vetting"]["status"] == "passed"
+    assert installed[0]["digest"] == built["digest"]
     assert refresh_factory(factory)
     agent = factory.create_agent(PKG)
     assert agent.process({"text": "b a b"})["top_words"][0] == {"word": "b", "count": 2}
