@@ -122,9 +122,9 @@ class SignatureView:
 
 
 def fingerprint(public_key: bytes) -> str:
-    """SHA-256 of the raw public key, as colon-separated hex pairs (what people compare)."""
+    """SHA-256 of the raw public key in groups of four hex digits (what people compare aloud)."""
     digest = hashlib.sha256(public_key).hexdigest()
-    return ":".join(digest[i : i + 2] for i in range(0, 32, 2)) + "…"
+    return " ".join(digest[i : i + 4] for i in range(0, len(digest), 4))
 
 
 def signature_view(release: ReleasePublic | None, keys: list[KeyPublic]) -> SignatureView:
