@@ -1,0 +1,143 @@
+# groups: install cli
+"""End-to-end install time and the CLI's start-up time.
+
+    python benchmarks/run.py install   # install.e2e_ms, install.cli_ms
+    python benchmarks/run.py cli       # cli.help_ms
+
+`install.e2e_ms`: a ~20 KB agent published on a real server (`agentfactory serve` under uvicorn
+on 127.0.0.1), installed into a fresh home each round by `marketplace.installer.Installer`:
+resolve, download, sha256, key pinning, signature, vetting of its examples in the sandbox (warm:
+the compiled runner is cached and loaded in this process), atomic unpack, lockfile. Median of
+rounds. `install.cli_ms` is the same through `agentfactory install` as a subprocess (Python
+start-up and loading the cached runner included). `cli.help_ms`: `agentfactory --help`, median.
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _util import emit
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = Path(sys.executable).with_name("agentfactory")
+ROUNDS = 9
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def bench_help() -> None:
+    samples = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        subprocess.run([str(SCRIPT), "--help"], check=True, capture_output=True)
+        samples.append(time.perf_counter() - start)
+    emit("cli.help_ms", _median_ms(samples), "ms", target="<= 300", rounds=ROUNDS)
+
+
+def _start_server(home: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "AGENTFACTORY_HOME": str(home), "AGENTFACTORY_BOOTSTRAP": "0"}
+    proc = subprocess.Popen(
+        [str(SCRIPT), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return url, proc
+        except httpx.TransportError:
+            time.sleep(0.05)  # bounded poll while the server boots
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def _publish_20kb(url: str, work: Path) -> tuple[str, int]:
+    from marketplace.client import MarketplaceClient
+    from marketplace.scaffold import scaffold
+    from registry.archive import build_archive
+    from registry.signing import SigningKey
+
+    key = SigningKey.generate()
+    pkg = work / "pkg"
+    scaffold(pkg, "bench/words")
+    # Hex of random bytes compresses about 2:1, so ~40 KB of it makes a ~20 KB archive.
+    (pkg / "NOTES.md").write_text(os.urandom(15_500).hex())
+    data = build_archive(pkg)
+    from registry.archive import read_archive
+
+    package = read_archive(data)
+    with MarketplaceClient(url) as anon:
+        token = anon.register("bench", "bench").token
+    with MarketplaceClient(url, token) as client:
+        client.add_key(key.public_bytes)
+        client.publish(data, key.sign_release(package.digest, "bench/words", "1.0.0"), key.key_id)
+    return "bench/words", len(data)
+
+
+def bench_install() -> None:
+    from marketplace.client import MarketplaceClient
+    from marketplace.installer import Installer, sandbox_vetter
+    from sandbox import Sandbox
+
+    with tempfile.TemporaryDirectory(prefix="af-bench-install-") as tmp:
+        work = Path(tmp)
+        url, proc = _start_server(work / "server")
+        try:
+            name, size = _publish_20kb(url, work)
+            Sandbox().ensure_ready()  # warm: build (first use on this machine) or load the cache
+            samples = []
+            with MarketplaceClient(url) as client:
+                for i in range(ROUNDS + 1):
+                    installer = Installer(client, work / f"home{i}", vetter=sandbox_vetter())
+                    start = time.perf_counter()
+                    installer.install(name)
+                    if i:  # the first round warms this process's runtime and connections
+                        samples.append(time.perf_counter() - start)
+            emit("install.e2e_ms", _median_ms(samples), "ms", target="<= 500",
+                 archive_bytes=size, rounds=ROUNDS)
+            cli = []
+            for i in range(3):
+                env = {**os.environ, "AGENTFACTORY_HOME": str(work / f"cli{i}"),
+                       "AGENTFACTORY_URL": url}
+                start = time.perf_counter()
+                subprocess.run([str(SCRIPT), "install", name], check=True, env=env,
+                               capture_output=True)
+                cli.append(time.perf_counter() - start)
+            emit("install.cli_ms", _median_ms(cli), "ms", rounds=3,
+                 note="subprocess: interpreter start-up and runner load included")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def main(prefix: str) -> None:
+    if not prefix or prefix.startswith("cli"):
+        bench_help()
+    if not prefix or prefix.startswith("install"):
+        bench_install()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main(sys.argv[1] if len(sys.argv) > 1 else "")
