@@ -11,11 +11,6 @@ config, then the template's parameters, then 10.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-from core.errors import AgentInputError
-from core.hookspecs import hookimpl
 from plugins.logic.genie_logiciel import (
     Analysis,
     ClassInfo,
@@ -26,9 +21,7 @@ from plugins.logic.genie_logiciel import (
     complexity,
     process,
 )
-
-if TYPE_CHECKING:
-    from core.agent import Agent
+from plugins.native import NativeAgent
 
 __all__ = [
     "NAME",
@@ -39,29 +32,11 @@ __all__ = [
     "Issue",
     "analyze",
     "complexity",
+    "plugin",
 ]
 
 NAME = "genie_logiciel"
 # Task fields that fall back to the agent's settings when the task leaves them out.
 OPTIONS = ("max_complexity",)
 
-
-@hookimpl
-def agentfactory_implementations() -> Sequence[str]:
-    return [NAME]
-
-
-@hookimpl
-def agentfactory_process(agent: Agent, task: dict[str, Any]) -> dict[str, Any] | None:
-    if agent.implementation != NAME:
-        return None
-    if not isinstance(task, dict):
-        raise AgentInputError(f"{NAME}: a task must be a JSON object, not {type(task).__name__}")
-    merged = dict(task)
-    for key in OPTIONS:
-        if key not in merged and (value := agent.setting(key)) is not None:
-            merged[key] = value
-    try:
-        return process(merged)
-    except ValueError as exc:
-        raise AgentInputError(f"{NAME}: {exc}") from None
+plugin = NativeAgent(NAME, process, OPTIONS)

@@ -10,11 +10,6 @@ When the task has no `requirements`, those of the agent's config or template par
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-from core.errors import AgentInputError
-from core.hookspecs import hookimpl
 from plugins.logic.hardware import (
     REQUIREMENTS,
     Check,
@@ -24,9 +19,7 @@ from plugins.logic.hardware import (
     process,
     size_to_bytes,
 )
-
-if TYPE_CHECKING:
-    from core.agent import Agent
+from plugins.native import NativeAgent
 
 __all__ = [
     "NAME",
@@ -35,6 +28,7 @@ __all__ = [
     "Component",
     "HardwareReport",
     "analyze",
+    "plugin",
     "size_to_bytes",
 ]
 
@@ -42,23 +36,4 @@ NAME = "hardware"
 # Task fields that fall back to the agent's settings when the task leaves them out.
 OPTIONS = ("requirements",)
 
-
-@hookimpl
-def agentfactory_implementations() -> Sequence[str]:
-    return [NAME]
-
-
-@hookimpl
-def agentfactory_process(agent: Agent, task: dict[str, Any]) -> dict[str, Any] | None:
-    if agent.implementation != NAME:
-        return None
-    if not isinstance(task, dict):
-        raise AgentInputError(f"{NAME}: a task must be a JSON object, not {type(task).__name__}")
-    merged = dict(task)
-    for key in OPTIONS:
-        if key not in merged and (value := agent.setting(key)) is not None:
-            merged[key] = value
-    try:
-        return process(merged)
-    except ValueError as exc:
-        raise AgentInputError(f"{NAME}: {exc}") from None
+plugin = NativeAgent(NAME, process, OPTIONS)

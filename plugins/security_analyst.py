@@ -11,11 +11,6 @@ option the task leaves out comes from the agent's config, then the template's pa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-from core.errors import AgentInputError
-from core.hookspecs import hookimpl
 from plugins.logic.security_analyst import (
     Finding,
     ScanResult,
@@ -24,33 +19,12 @@ from plugins.logic.security_analyst import (
     process,
     scan,
 )
+from plugins.native import NativeAgent
 
-if TYPE_CHECKING:
-    from core.agent import Agent
-
-__all__ = ["NAME", "Finding", "ScanResult", "iban_valid", "luhn_valid", "scan"]
+__all__ = ["NAME", "Finding", "ScanResult", "iban_valid", "luhn_valid", "plugin", "scan"]
 
 NAME = "security_analyst"
 # Task fields that fall back to the agent's settings when the task leaves them out.
 OPTIONS = ("phones", "severity_threshold", "max_findings")
 
-
-@hookimpl
-def agentfactory_implementations() -> Sequence[str]:
-    return [NAME]
-
-
-@hookimpl
-def agentfactory_process(agent: Agent, task: dict[str, Any]) -> dict[str, Any] | None:
-    if agent.implementation != NAME:
-        return None
-    if not isinstance(task, dict):
-        raise AgentInputError(f"{NAME}: a task must be a JSON object, not {type(task).__name__}")
-    merged = dict(task)
-    for key in OPTIONS:
-        if key not in merged and (value := agent.setting(key)) is not None:
-            merged[key] = value
-    try:
-        return process(merged)
-    except ValueError as exc:
-        raise AgentInputError(f"{NAME}: {exc}") from None
+plugin = NativeAgent(NAME, process, OPTIONS)

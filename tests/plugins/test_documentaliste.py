@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import pytest
 
 from core.errors import AgentInputError
 from plugins import documentaliste
 from plugins.logic.documentaliste import process, split_sentences, summarize, tokenize
-from tests.plugins import run_in_sandbox
+from tests.plugins import run_in_sandbox, stand_in
 
 RUNBOOK = """\
 Cache Service Runbook
@@ -56,23 +55,8 @@ def line_of(text: str, needle: str, nth: int = 1) -> int:
     return hits[nth - 1]
 
 
-if TYPE_CHECKING:
-    from core.agent import Agent
 
 
-@dataclass
-class StandInAgent:
-    """Just what a plugin reads from an agent: its implementation and its settings."""
-
-    implementation: str
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def setting(self, key: str, default: Any = None) -> Any:
-        return self.config.get(key, default)
-
-
-def stand_in(implementation: str, config: dict[str, Any] | None = None) -> Agent:
-    return cast("Agent", StandInAgent(implementation, config or {}))
 
 
 def test_markdown_headings_atx_and_setext_are_found_with_levels_and_lines() -> None:
@@ -187,23 +171,23 @@ def test_bad_tasks_raise_value_error_naming_the_field(
 
 def test_hook_ignores_other_implementations() -> None:
     agent = stand_in("hardware")
-    assert documentaliste.agentfactory_process(agent=agent, task={"text": RUNBOOK}) is None
-    assert documentaliste.agentfactory_implementations() == ["documentaliste"]
+    assert documentaliste.plugin.agentfactory_process(agent=agent, task={"text": RUNBOOK}) is None
+    assert documentaliste.plugin.agentfactory_implementations() == ["documentaliste"]
 
 
 def test_hook_takes_defaults_from_agent_config_and_task_overrides_them() -> None:
     agent = stand_in("documentaliste", {"max_sentences": 1})
-    result = documentaliste.agentfactory_process(agent=agent, task={"text": RUNBOOK})
+    result = documentaliste.plugin.agentfactory_process(agent=agent, task={"text": RUNBOOK})
     assert result is not None and len(result["summary"]) == 1
     task = {"text": RUNBOOK, "max_sentences": 2}
-    result = documentaliste.agentfactory_process(agent=agent, task=task)
+    result = documentaliste.plugin.agentfactory_process(agent=agent, task=task)
     assert result is not None and len(result["summary"]) == 2
 
 
 def test_hook_turns_bad_input_into_agent_input_error() -> None:
     agent = stand_in("documentaliste")
     with pytest.raises(AgentInputError, match="documentaliste: 'text' must be a string"):
-        documentaliste.agentfactory_process(agent=agent, task={"txt": "typo"})
+        documentaliste.plugin.agentfactory_process(agent=agent, task={"txt": "typo"})
 
 
 @pytest.mark.sandbox

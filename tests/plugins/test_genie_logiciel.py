@@ -5,16 +5,15 @@ from __future__ import annotations
 import ast
 import json
 import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import pytest
 
 from core.errors import AgentInputError
 from plugins import genie_logiciel
 from plugins.logic.genie_logiciel import Analysis, analyze, complexity, process
-from tests.plugins import run_in_sandbox
+from tests.plugins import run_in_sandbox, stand_in
 
 SAMPLE = (Path(__file__).resolve().parents[2] / "examples" / "sample_module.py").read_text()
 
@@ -40,23 +39,8 @@ def total(values: Iterable[int], scale: "Decimal | None" = None) -> int:
     return sum(values) if os.path.sep else 0
 '''
 
-if TYPE_CHECKING:
-    from core.agent import Agent
 
 
-@dataclass
-class StandInAgent:
-    """Just what a plugin reads from an agent: its implementation and its settings."""
-
-    implementation: str
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def setting(self, key: str, default: Any = None) -> Any:
-        return self.config.get(key, default)
-
-
-def stand_in(implementation: str, config: dict[str, Any] | None = None) -> Agent:
-    return cast("Agent", StandInAgent(implementation, config or {}))
 
 
 def function(source: str) -> ast.FunctionDef:
@@ -209,17 +193,17 @@ def test_bad_tasks_raise_value_error_naming_the_field(task: dict[str, Any], frag
 
 def test_hook_answers_only_for_its_implementation_and_reads_config() -> None:
     assert (
-        genie_logiciel.agentfactory_process(
+        genie_logiciel.plugin.agentfactory_process(
             agent=stand_in("documentaliste"), task={"source": SAMPLE}
         )
         is None
     )
     agent = stand_in("genie_logiciel", {"max_complexity": 100})
-    result = genie_logiciel.agentfactory_process(agent=agent, task={"source": SAMPLE})
+    result = genie_logiciel.plugin.agentfactory_process(agent=agent, task={"source": SAMPLE})
     assert result is not None
     assert not [i for i in result["issues"] if i["code"] == "too-complex"]
     with pytest.raises(AgentInputError, match="genie_logiciel: 'source'"):
-        genie_logiciel.agentfactory_process(agent=agent, task={"code": SAMPLE})
+        genie_logiciel.plugin.agentfactory_process(agent=agent, task={"code": SAMPLE})
 
 
 @pytest.mark.sandbox

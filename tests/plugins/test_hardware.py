@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import pytest
 
 from core.errors import AgentInputError
 from plugins import hardware
 from plugins.logic.hardware import analyze, parse_line, process, size_to_bytes
-from tests.plugins import run_in_sandbox
+from tests.plugins import run_in_sandbox, stand_in
 
 SPEC = (Path(__file__).resolve().parents[2] / "examples" / "hardware_spec.txt").read_text()
 GiB, TB = 2**30, 10**12
@@ -25,24 +24,6 @@ Storage: 1.75 TiB SATA SSD
 GPU: NVIDIA GeForce RTX 4090 24GB
 Network: 2.5 Gbps Ethernet
 """
-
-if TYPE_CHECKING:
-    from core.agent import Agent
-
-
-@dataclass
-class StandInAgent:
-    """Just what a plugin reads from an agent: its implementation and its settings."""
-
-    implementation: str
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def setting(self, key: str, default: Any = None) -> Any:
-        return self.config.get(key, default)
-
-
-def stand_in(implementation: str, config: dict[str, Any] | None = None) -> Agent:
-    return cast("Agent", StandInAgent(implementation, config or {}))
 
 
 def component(line: str) -> dict[str, Any]:
@@ -162,16 +143,18 @@ def test_bad_tasks_raise_value_error(task: dict[str, Any], fragment: str) -> Non
 
 
 def test_hook_uses_configured_requirements_and_reports_bad_input() -> None:
-    assert hardware.agentfactory_process(agent=stand_in("x"), task={"text": SPEC}) is None
+    assert hardware.plugin.agentfactory_process(agent=stand_in("x"), task={"text": SPEC}) is None
     agent = stand_in("hardware", {"requirements": {"min_cores": 64}})
-    result = hardware.agentfactory_process(agent=agent, task={"text": SPEC})
+    result = hardware.plugin.agentfactory_process(agent=agent, task={"text": SPEC})
     assert result is not None and result["passed"] is False
     json.dumps(result)
     relaxed = {"text": SPEC, "requirements": {"min_cores": 8}}
-    result = hardware.agentfactory_process(agent=agent, task=relaxed)
+    result = hardware.plugin.agentfactory_process(agent=agent, task=relaxed)
     assert result is not None and result["passed"] is True
     with pytest.raises(AgentInputError, match="hardware: unknown requirement"):
-        hardware.agentfactory_process(agent=agent, task={"text": SPEC, "requirements": {"x": 1}})
+        hardware.plugin.agentfactory_process(
+            agent=agent, task={"text": SPEC, "requirements": {"x": 1}}
+        )
 
 
 @pytest.mark.sandbox

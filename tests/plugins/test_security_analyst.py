@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import pytest
 
 from core.errors import AgentInputError
 from plugins import security_analyst
 from plugins.logic.security_analyst import iban_valid, luhn_valid, process, scan
-from tests.plugins import run_in_sandbox
+from tests.plugins import run_in_sandbox, stand_in
 
 LEAKY = (Path(__file__).resolve().parents[2] / "examples" / "leaky_config.env").read_text()
 
@@ -32,24 +31,6 @@ PLANTED = [
 ]
 # Test card numbers published by payment providers: all pass Luhn.
 VALID_CARDS = ["4111111111111111", "5555555555554444", "378282246310005", "6011111111111117"]
-
-if TYPE_CHECKING:
-    from core.agent import Agent
-
-
-@dataclass
-class StandInAgent:
-    """Just what a plugin reads from an agent: its implementation and its settings."""
-
-    implementation: str
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def setting(self, key: str, default: Any = None) -> Any:
-        return self.config.get(key, default)
-
-
-def stand_in(implementation: str, config: dict[str, Any] | None = None) -> Agent:
-    return cast("Agent", StandInAgent(implementation, config or {}))
 
 
 def kinds(text: str, **options: Any) -> list[str]:
@@ -181,15 +162,19 @@ def test_bad_tasks_raise_value_error(task: dict[str, Any], fragment: str) -> Non
 
 def test_hook_reads_phones_from_config_and_reports_bad_input() -> None:
     text = {"text": "call +44 20 7946 0958"}
-    assert security_analyst.agentfactory_process(agent=stand_in("hardware"), task=text) is None
-    plain = security_analyst.agentfactory_process(agent=stand_in("security_analyst"), task=text)
+    assert (
+        security_analyst.plugin.agentfactory_process(agent=stand_in("hardware"), task=text) is None
+    )
+    plain = security_analyst.plugin.agentfactory_process(
+        agent=stand_in("security_analyst"), task=text
+    )
     assert plain is not None and plain["findings"] == []
     agent = stand_in("security_analyst", {"phones": True})
-    result = security_analyst.agentfactory_process(agent=agent, task=text)
+    result = security_analyst.plugin.agentfactory_process(agent=agent, task=text)
     assert result is not None and result["counts"] == {"phone": 1}
     json.dumps(result)
     with pytest.raises(AgentInputError, match="security_analyst: 'text'"):
-        security_analyst.agentfactory_process(agent=agent, task={})
+        security_analyst.plugin.agentfactory_process(agent=agent, task={})
 
 
 def test_severity_threshold_skips_lesser_findings_and_leaves_them_unmasked() -> None:

@@ -1,0 +1,52 @@
+"""Binding a built-in agent's stdlib-only logic to the plugin hooks.
+
+Each built-in agent keeps its work in `plugins/logic/<name>.py`, a file that also ships as the
+`process.py` of the agent's published package and runs unchanged in the sandbox. A `NativeAgent`
+runs that same `process` in-process, so a native run and a sandboxed run give the same result.
+Options a task leaves out fall back to the agent's config, then its template's parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from core.errors import AgentInputError
+from core.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from core.agent import Agent
+
+Process = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class NativeAgent:
+    """The plugin of one built-in agent: implementation `name`, served by `process`."""
+
+    def __init__(self, name: str, process: Process, options: Sequence[str] = ()) -> None:
+        self.name = name
+        self.process = process
+        self.options = tuple(options)
+
+    @hookimpl
+    def agentfactory_implementations(self) -> Sequence[str]:
+        return [self.name]
+
+    @hookimpl
+    def agentfactory_process(self, agent: Agent, task: dict[str, Any]) -> dict[str, Any] | None:
+        if agent.implementation != self.name:
+            return None
+        if not isinstance(task, dict):
+            kind = type(task).__name__
+            raise AgentInputError(f"{self.name}: a task must be a JSON object, not {kind}")
+        merged = dict(task)
+        for key in self.options:
+            if key not in merged and (value := agent.setting(key)) is not None:
+                merged[key] = value
+        try:
+            return self.process(merged)
+        except ValueError as exc:  # the logic files report bad input as ValueError
+            raise AgentInputError(f"{self.name}: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"<NativeAgent {self.name}>"
