@@ -167,6 +167,27 @@ def test_search_open_read_sign_in_review(browser: Any, live_web: LiveWeb) -> Non
     _screenshot(browser, "package.png")
 
 
+def test_pages_fit_a_phone_screen(browser: Any, live_web: LiveWeb) -> None:
+    seed = live_web.seed
+    acme = seed.publisher("acme")
+    seed.package(acme, "acme/a-package-with-a-rather-long-name-for-small-screens",
+                 readme="# Usage\n\n```\n" + "x" * 300 + "\n```\n\n" + "word " * 200)
+    seed.review("acme/a-package-with-a-rather-long-name-for-small-screens", "pat", 4,
+                "Fine", "y" * 400)
+    browser.set_window_size(390, 844)
+    for path, shot in (
+        ("/", "home-phone.png"),
+        ("/packages/acme/a-package-with-a-rather-long-name-for-small-screens",
+         "package-phone.png"),
+    ):
+        browser.get(live_web.url + path)
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
+        _screenshot(browser, shot)
+
+
 def test_hostile_readme_and_review_render_inert(browser: Any, live_web: LiveWeb) -> None:
     from selenium.webdriver.common.by import By
 
