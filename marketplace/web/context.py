@@ -32,6 +32,7 @@ from marketplace.web.security import (
 )
 from marketplace.web.views import package_url, star_glyphs
 from registry import errors as reg
+from registry.names import normalize_part
 from registry.schemas import Principal
 
 HERE = Path(__file__).resolve().parent
@@ -78,8 +79,6 @@ class Visitor:
     def owns(self, package_name: str) -> bool:
         if self.principal is None:
             return False
-        from registry.names import normalize_part
-
         return normalize_part(package_name.partition("/")[0]) in self.principal.namespaces
 
 

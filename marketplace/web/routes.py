@@ -15,6 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import AgentFactoryError
@@ -192,8 +193,6 @@ async def _not_found_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if not _wants_html(request) or exc.status_code not in (404, 405):
         return await http_error_handler(request, exc)
-    from starlette.concurrency import run_in_threadpool
-
     who = await run_in_threadpool(visitor, request)
     titles: dict[int, tuple[str, str]] = {
         404: ("Page not found", "There is no page at this address."),
