@@ -36,7 +36,7 @@ _COMMON_HEADERS: list[tuple[bytes, bytes]] = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
-    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
 CSP_EXEMPT = ("/api/v1/docs", "/api/v1/redoc", "/docs", "/redoc")
 SESSION_COOKIE = "af_session"
