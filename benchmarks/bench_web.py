@@ -24,7 +24,6 @@ from _util import emit, percentile
 
 from marketplace.app import create_app
 from marketplace.settings import ServerSettings
-from marketplace.web import mount_web
 from registry.archive import build_files
 from registry.service import Registry
 from registry.signing import SigningKey
@@ -88,8 +87,6 @@ async def measure(app: object, path: str) -> list[float]:
 
 async def run(home: Path) -> None:
     app = create_app(ServerSettings(home=home, bootstrap=False))
-    if not getattr(app.state, "web_mounted", False):
-        mount_web(app)
     async with app.router.lifespan_context(app):
         registry: Registry = app.state.market.registry
         started = time.perf_counter()

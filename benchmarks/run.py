@@ -32,9 +32,8 @@ def main(argv: list[str]) -> int:
     for script in sorted(HERE.glob("bench_*.py")):
         if group and group not in declared_groups(script):
             continue
-        proc = subprocess.Popen(
-            [sys.executable, str(script), prefix], stdout=subprocess.PIPE, text=True, cwd=HERE.parent
-        )
+        command = [sys.executable, str(script), prefix]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
         assert proc.stdout is not None
         for line in proc.stdout:
             try:

@@ -29,6 +29,7 @@ from marketplace.api.problems import install_problem_handlers
 from marketplace.metrics import ServerMetrics
 from marketplace.ratelimit import TokenBucketLimiter
 from marketplace.settings import ServerSettings
+from marketplace.web import mount_web
 
 log = logging.getLogger("agentfactory.marketplace")
 
@@ -115,6 +116,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router, prefix=API_PREFIX)
+    mount_web(app)  # after the problem handlers: it replaces the 404 page for browsers only
     app.add_middleware(
         BodyLimitMiddleware,
         upload_limit=settings.max_upload_bytes,

@@ -25,7 +25,6 @@ from fastapi.testclient import TestClient
 
 from marketplace.app import create_app
 from marketplace.settings import RateLimit, ServerSettings
-from marketplace.web import mount_web
 from registry.service import Registry
 from tests.registry.factories import TestPublisher, make_archive, make_publisher, sign
 
@@ -37,10 +36,7 @@ def build_web_app(home: Path) -> FastAPI:
         home=home, bootstrap=False, publish_rate=RateLimit(1000, 1000.0),
         review_rate=RateLimit(1000, 1000.0),
     )
-    app = create_app(settings)
-    if not getattr(app.state, "web_mounted", False):
-        mount_web(app)
-    return app
+    return create_app(settings)
 
 
 @pytest.fixture
