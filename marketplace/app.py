@@ -25,7 +25,7 @@ from marketplace.api import api_router, health_router
 from marketplace.api.cache import ResponseCache
 from marketplace.api.deps import MarketState
 from marketplace.api.middleware import BodyLimitMiddleware, LatencyMiddleware
-from marketplace.api.problems import install_problem_handlers
+from marketplace.api.problems import READ_PROBLEMS, install_problem_handlers
 from marketplace.metrics import ServerMetrics
 from marketplace.ratelimit import TokenBucketLimiter
 from marketplace.settings import ServerSettings
@@ -115,7 +115,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.metrics = metrics = ServerMetrics()
     install_problem_handlers(app)
     app.include_router(health_router)
-    app.include_router(api_router, prefix=API_PREFIX)
+    app.include_router(api_router, prefix=API_PREFIX, responses=READ_PROBLEMS)
     mount_web(app)  # after the problem handlers: it replaces the 404 page for browsers only
     app.add_middleware(
         BodyLimitMiddleware,

@@ -8,13 +8,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from marketplace.api.deps import Publisher, get_state
+from marketplace.api.problems import WRITE_PROBLEMS
 from marketplace.api.schemas import KeyCreate, KeyOut
 from registry.errors import NotFound
 
 router = APIRouter(tags=["keys"])
 
 
-@router.post("/keys", status_code=201, response_model=KeyOut)
+@router.post("/keys", status_code=201, response_model=KeyOut, responses=WRITE_PROBLEMS)
 def add_key(body: KeyCreate, principal: Publisher, request: Request) -> KeyOut:
     key = get_state(request).registry.add_key(
         principal, body.public_key, body.rotation_signature, body.signed_by
@@ -22,7 +23,7 @@ def add_key(body: KeyCreate, principal: Publisher, request: Request) -> KeyOut:
     return KeyOut.of(key)
 
 
-@router.delete("/keys/{key_id}", response_model=KeyOut)
+@router.delete("/keys/{key_id}", response_model=KeyOut, responses=WRITE_PROBLEMS)
 def revoke_key(key_id: str, principal: Publisher, request: Request) -> KeyOut:
     return KeyOut.of(get_state(request).registry.revoke_key(principal, key_id))
 

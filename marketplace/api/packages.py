@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from marketplace.api.deps import Publisher, PublishWriter, get_state
+from marketplace.api.problems import WRITE_PROBLEMS
 from marketplace.api.schemas import ReleaseOut, YankRequest
 from registry.names import normalize_name
 from registry.schemas import PackageDetail, Principal, ReleasePublic, SearchPage
@@ -76,7 +77,10 @@ async def _read_upload(request: Request) -> tuple[bytes, bytes, str]:
         await form.close()
 
 
-@router.post("", status_code=201, response_model=ReleaseOut, openapi_extra=_UPLOAD_DOC)
+@router.post(
+    "", status_code=201, response_model=ReleaseOut, openapi_extra=_UPLOAD_DOC,
+    responses=WRITE_PROBLEMS,
+)
 async def publish(request: Request, principal: PublishWriter) -> ReleaseOut:
     state = get_state(request)
     archive, signature, key_id = await _read_upload(request)
@@ -174,7 +178,10 @@ def download(
     return Response(data, media_type="application/zip", headers=headers)
 
 
-@router.post("/{namespace}/{name}/versions/{version}/yank", response_model=ReleaseOut)
+@router.post(
+    "/{namespace}/{name}/versions/{version}/yank", response_model=ReleaseOut,
+    responses=WRITE_PROBLEMS,
+)
 def yank(
     namespace: str,
     name: str,
@@ -186,7 +193,10 @@ def yank(
     return _set_yank(request, principal, f"{namespace}/{name}", version, body.reason)
 
 
-@router.delete("/{namespace}/{name}/versions/{version}/yank", response_model=ReleaseOut)
+@router.delete(
+    "/{namespace}/{name}/versions/{version}/yank", response_model=ReleaseOut,
+    responses=WRITE_PROBLEMS,
+)
 def unyank(
     namespace: str, name: str, version: str, principal: Publisher, request: Request
 ) -> ReleaseOut:

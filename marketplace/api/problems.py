@@ -82,6 +82,58 @@ PROBLEMS: dict[type[BaseException], tuple[int, str]] = {
 }
 
 
+# The body every error answers with, as the OpenAPI document declares it.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "description": "the error class name clients match on"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["path", "message"],
+                "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+        "retry_after": {"type": "integer"},
+    },
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries declaring problem documents for `codes` in the OpenAPI document."""
+    return {
+        code: {
+            "description": _DESCRIPTIONS.get(code, "Problem"),
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+        }
+        for code in codes
+    }
+
+
+_DESCRIPTIONS = {
+    400: "Bad request (a domain rule refused the input)",
+    401: "Missing, malformed or revoked token",
+    403: "The token lacks the scope, or the resource belongs to another publisher",
+    404: "No such resource",
+    409: "Conflicts with an existing resource",
+    413: "Request body too large",
+    422: "The request does not validate",
+    429: "Write rate limit reached (see Retry-After)",
+}
+# Every API operation may refuse its input or not find what it names.
+READ_PROBLEMS = problem_responses(400, 404, 422)
+# Writes also authenticate, check scope and ownership, cap bodies and spend a rate budget.
+WRITE_PROBLEMS = problem_responses(401, 403, 409, 413, 429)
+
+
 def status_for(exc: BaseException) -> tuple[int, str]:
     for cls in type(exc).__mro__:
         if cls in PROBLEMS:

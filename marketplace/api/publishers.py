@@ -10,13 +10,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from marketplace.api.deps import CurrentPrincipal, get_state
+from marketplace.api.problems import WRITE_PROBLEMS, problem_responses
 from marketplace.api.schemas import PublisherCreate, Registration, TokenCreate, TokenCreated
 from registry.schemas import PublisherPublic
 
 router = APIRouter(tags=["publishers"])
 
 
-@router.post("/publishers", status_code=201, response_model=Registration)
+@router.post(
+    "/publishers", status_code=201, response_model=Registration,
+    responses=problem_responses(409, 413),
+)
 def register(body: PublisherCreate, request: Request) -> Registration:
     publisher, token = get_state(request).registry.register_publisher(
         body.name, body.namespace, email=body.email
@@ -30,7 +34,7 @@ def publisher(publisher: str, request: Request) -> PublisherPublic:
     return record
 
 
-@router.post("/tokens", status_code=201, response_model=TokenCreated)
+@router.post("/tokens", status_code=201, response_model=TokenCreated, responses=WRITE_PROBLEMS)
 def create_token(body: TokenCreate, principal: CurrentPrincipal, request: Request) -> TokenCreated:
     registry = get_state(request).registry
     token: str = registry.create_token(principal, set(body.scopes))
@@ -39,7 +43,7 @@ def create_token(body: TokenCreate, principal: CurrentPrincipal, request: Reques
     return TokenCreated(id=issued.token_id, token=token, scopes=sorted(issued.scopes))
 
 
-@router.delete("/tokens/{token_id}", status_code=204)
+@router.delete("/tokens/{token_id}", status_code=204, responses=WRITE_PROBLEMS)
 def revoke_token(token_id: str, principal: CurrentPrincipal, request: Request) -> Response:
     get_state(request).registry.revoke_token(principal, token_id)
     return Response(status_code=204)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from marketplace.api.deps import ReviewWriter, get_state
+from marketplace.api.problems import WRITE_PROBLEMS
 from marketplace.api.packages import cached_json
 from marketplace.api.schemas import FlagRequest, ReplyRequest, ReviewUpsert
 from registry.names import normalize_name
@@ -35,7 +36,10 @@ def list_reviews(
     return result
 
 
-@router.put("/packages/{namespace}/{name}/reviews", response_model=ReviewPublic)
+@router.put(
+    "/packages/{namespace}/{name}/reviews", response_model=ReviewPublic,
+    responses=WRITE_PROBLEMS,
+)
 def put_review(
     namespace: str, name: str, body: ReviewUpsert, principal: ReviewWriter, request: Request
 ) -> ReviewPublic:
@@ -48,7 +52,9 @@ def put_review(
     return review
 
 
-@router.delete("/packages/{namespace}/{name}/reviews", status_code=204)
+@router.delete(
+    "/packages/{namespace}/{name}/reviews", status_code=204, responses=WRITE_PROBLEMS
+)
 def delete_review(namespace: str, name: str, principal: ReviewWriter, request: Request) -> Response:
     state = get_state(request)
     full = f"{namespace}/{name}"
@@ -63,7 +69,9 @@ async def rating(namespace: str, name: str, request: Request) -> Response:
     return await cached_json(request, "rating", f"{namespace}/{name}", registry.rating)
 
 
-@router.post("/reviews/{review_id}/reply", response_model=ReviewPublic)
+@router.post(
+    "/reviews/{review_id}/reply", response_model=ReviewPublic, responses=WRITE_PROBLEMS
+)
 async def reply(
     review_id: int, body: ReplyRequest, principal: ReviewWriter, request: Request
 ) -> ReviewPublic:
@@ -75,7 +83,9 @@ async def reply(
     return review
 
 
-@router.post("/reviews/{review_id}/flag", response_model=ReviewPublic)
+@router.post(
+    "/reviews/{review_id}/flag", response_model=ReviewPublic, responses=WRITE_PROBLEMS
+)
 async def flag(
     review_id: int, body: FlagRequest, principal: ReviewWriter, request: Request
 ) -> ReviewPublic:
