@@ -31,6 +31,8 @@ from registry.schemas import PackageDetail, Principal, ReleasePublic, SearchPage
 router = APIRouter(prefix="/packages", tags=["packages"])
 
 JSON = "application/json"
+# Past this, offsets overflow SQLite's 64-bit integers (a 500): no listing is that long anyway.
+MAX_PAGE = 100_000
 
 _UPLOAD_DOC: dict[str, Any] = {
     "requestBody": {
@@ -99,7 +101,7 @@ def search(
     sort: Annotated[str, Query(pattern="^(relevance|rating|downloads|recent)$")] = "relevance",
     capability: str | None = None,
     tool: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> SearchPage:
     result: SearchPage = get_state(request).registry.search(

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from marketplace.api.deps import ReviewWriter, get_state
+from marketplace.api.packages import MAX_PAGE, cached_json
 from marketplace.api.problems import WRITE_PROBLEMS
-from marketplace.api.packages import cached_json
 from marketplace.api.schemas import FlagRequest, ReplyRequest, ReviewUpsert
 from registry.names import normalize_name
 from registry.schemas import RatingSummary, ReviewPage, ReviewPublic
@@ -27,7 +27,7 @@ def list_reviews(
     namespace: str,
     name: str,
     request: Request,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> ReviewPage:
     result: ReviewPage = get_state(request).registry.reviews(
