@@ -1,4 +1,4 @@
-"""Engines and transactions.
+"""Engines, transactions and the schema's migrations.
 
 SQLite (the embedded default) is opened in WAL mode with foreign keys on and a busy timeout,
 and `synchronous=NORMAL`: in WAL mode that never corrupts the database, and a power cut can
@@ -6,29 +6,55 @@ lose only the last commits, which is the usual trade for an order of magnitude m
 per second (a commit no longer waits for an fsync). Python's sqlite3 module is told not to
 manage transactions so that we can issue `BEGIN IMMEDIATE` for write transactions: a deferred
 transaction that reads and then writes can fail with SQLITE_BUSY without waiting, while an
-immediate one queues on the busy timeout. PostgreSQL is used as is, by URL; write paths lock
-the rows they recompute (`SELECT ... FOR UPDATE`), which SQLite ignores and does not need.
+immediate one queues on the busy timeout. PostgreSQL is used as is, by URL, with the session
+time zone pinned to UTC: the models store naive UTC timestamps, and PostgreSQL would otherwise
+convert aware ones to the server's local time on the way in. Write paths lock the rows they
+recompute (`SELECT ... FOR UPDATE`), which SQLite ignores and does not need.
+
+The schema belongs to Alembic (`registry/migrations`): `init_db` upgrades any database to the
+head revision, in one transaction under a migration lock (SQLite's write lock; a PostgreSQL
+advisory lock), so several processes starting at once migrate it exactly once. A database
+already at head costs one query. A database made before migrations existed (registry tables,
+no `alembic_version`) is adopted when its tables match the models of revision 0001 (the search
+objects are (re)built and the revision stamped) and refused with `SchemaMismatch` otherwise:
+an unexplained schema is never altered silently. Search objects that only one dialect has (the
+SQLite FTS5 table and its triggers, PostgreSQL's `search_vector` column and its index) are
+created by the revisions and hidden from model comparison by `include_object`.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import event, func, inspect, select
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 from registry import models as _models  # noqa: F401  (registers the tables)
+from registry.errors import SchemaMismatch
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 FTS_TABLE = "package_fts"
+PG_SEARCH_COLUMN = "search_vector"
+PG_SEARCH_INDEX = "ix_package_search_vector"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+BASE_REVISION = "0001"
+# Any constant shared by all registry processes; it names the PostgreSQL advisory lock.
+_MIGRATION_LOCK = 0x6166_7265_6769_7374
 _WRITE = {"registry_write": True}
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
+    if url.startswith("postgresql"):
+        return create_engine(
+            url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}
+        )
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(url, connect_args={"check_same_thread": False})
@@ -56,29 +82,126 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def fts_available(engine: Engine) -> bool:
-    if not is_sqlite(engine):
-        return False
+    """Whether the database has a full-text index (FTS5 on SQLite, tsvector on PostgreSQL)."""
     with engine.connect() as conn:
-        row = conn.exec_driver_sql(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (FTS_TABLE,)
-        ).first()
-    return row is not None
+        inspector = inspect(conn)
+        if is_sqlite(engine):
+            return FTS_TABLE in inspector.get_table_names()
+        if engine.dialect.name == "postgresql":
+            columns = {c["name"] for c in inspector.get_columns("package")}
+            return PG_SEARCH_COLUMN in columns
+    return False
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Leave the dialect-specific search objects out of model/database comparisons."""
+    if type_ == "table" and name is not None and name.startswith(FTS_TABLE):
+        return False  # package_fts and its shadow tables (package_fts_data, ...)
+    if type_ == "column" and name == PG_SEARCH_COLUMN:
+        return False
+    return not (type_ == "index" and name == PG_SEARCH_INDEX)
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """The Alembic configuration, built in code: no alembic.ini is needed at runtime."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def schema_differences(conn: Connection) -> list[str]:
+    """How the database's tables differ from the models (empty when they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(
+        conn, opts={"include_object": include_object, "compare_type": True}
+    )
+    described = [_describe(diff) for diff in compare_metadata(context, SQLModel.metadata)]
+    # What the database has and the models lack explains a refusal best; the list of tables
+    # and indexes still to create, least.
+    order = ("unexpected", "different", "missing column", "missing index", "missing")
+    return sorted(described, key=lambda line: next(
+        (i for i, prefix in enumerate(order) if line.startswith(prefix)), len(order)))
+
+
+def _describe(diff: Any) -> str:
+    """One line for an Alembic difference: ("add_column", schema, table, column) and kin."""
+    if isinstance(diff, list):  # modify_* differences come grouped per column
+        return "; ".join(_describe(d) for d in diff)
+    kind, *args = diff
+    what = {"add": "missing", "remove": "unexpected", "modify": "different"}.get(
+        kind.split("_")[0], kind
+    )
+    noun = kind.split("_", 1)[-1].replace("_", " ")
+    if kind in ("add_table", "remove_table"):
+        return f"{what} table {args[0].name}"
+    if kind in ("add_column", "remove_column"):
+        return f"{what} column {args[1]}.{args[2].name}"
+    if kind.startswith("modify_"):
+        return f"{what} {noun} of {args[1]}.{args[2]}: {args[-2]!r} in the database"
+    obj = args[0]
+    table = getattr(getattr(obj, "table", None), "name", "?")
+    return f"{what} {noun} {getattr(obj, 'name', None) or '(unnamed)'} on {table}"
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that no other `init_db` can enter at the same time."""
+    bind = engine.execution_options(**_WRITE) if is_sqlite(engine) else engine
+    with bind.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+        else:
+            conn.execute(select(1))  # opens the (BEGIN IMMEDIATE) transaction
+        yield conn
+        conn.commit()
+
+
+def _adopt(conn: Connection) -> None:
+    """Stamp a pre-migration database at the base revision, or refuse it."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    differences = schema_differences(conn)
+    if differences:
+        raise SchemaMismatch(conn.engine.url.render_as_string(hide_password=True), differences)
+    config = alembic_config(conn)
+    base = ScriptDirectory.from_config(config).get_revision(BASE_REVISION)
+    assert base is not None and base.module is not None
+    base.module.create_search_objects(conn)
+    command.stamp(config, BASE_REVISION)
 
 
 def init_db(engine: Engine) -> None:
-    """Create the tables (idempotent) and, on SQLite with FTS5, the search index."""
-    SQLModel.metadata.create_all(engine)
-    if not is_sqlite(engine):
-        return
-    # Without FTS5 compiled in, creation fails and search falls back to LIKE.
-    with engine.begin() as conn, contextlib.suppress(OperationalError):
-        conn.execute(
-            text(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
-                "name, summary, keywords, capabilities, templates, "
-                "tokenize = 'unicode61 remove_diacritics 2')"
-            )
-        )
+    """Bring the database to the head revision (see the module docstring)."""
+    from alembic import command
+
+    with _migration_lock(engine) as conn:
+        if current_revision(conn) == head_revision():
+            return
+        if current_revision(conn) is None and "package" in inspect(conn).get_table_names():
+            _adopt(conn)
+        command.upgrade(alembic_config(conn), "head")
 
 
 @contextmanager

@@ -168,3 +168,20 @@ class InvalidQuery(RegistryError):
         self.value = value
         self.reason = reason
         super().__init__(f"invalid {field} {value!r}: {reason}")
+
+
+class SchemaMismatch(RegistryError):
+    """The database holds registry tables that its migration history does not explain.
+
+    `differences` lists what differs from the models (one line each), so an operator can see
+    why the database was refused instead of having it silently altered.
+    """
+
+    def __init__(self, url: str, differences: list[str]) -> None:
+        self.url = url
+        self.differences = differences
+        shown = "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")
+        super().__init__(
+            f"the database at {url} has registry tables without migration history that do not "
+            f"match the models ({shown}); migrate or recreate it"
+        )

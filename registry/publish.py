@@ -41,7 +41,6 @@ from registry.models import Namespace, Release, SigningKeyRecord, utcnow
 from registry.models import Package as PackageRow
 from registry.names import check_lookalike, check_reserved, normalize_name
 from registry.schemas import Principal, ReleasePublic, join_list
-from registry.search import index_package
 from registry.signing import verify_release
 
 
@@ -54,7 +53,6 @@ class PublishContext:
     archive: bytes
     signature: bytes
     key_id: str
-    fts: bool = False
     # Filled in by the steps, in order.
     files: dict[str, bytes] = field(default_factory=dict)
     digest: str = ""
@@ -180,7 +178,8 @@ def apply_release_fields(row: PackageRow, package: Package) -> None:
 
 
 def step_index(ctx: PublishContext) -> None:
-    """Create the package (first release) and the release row; refresh the search index."""
+    """Create the package (first release) and the release row (the database updates the
+    search index in the same transaction, see `registry.search`)."""
     manifest, package = ctx.need_manifest(), ctx.package
     assert package is not None and ctx.key is not None
     row = ctx.existing
@@ -210,8 +209,6 @@ def step_index(ctx: PublishContext) -> None:
     ctx.session.add(release)
     ctx.session.flush()
     ctx.release = release
-    if ctx.fts:
-        index_package(ctx.session, row)
 
 
 Step = Callable[[PublishContext], None]

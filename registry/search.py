@@ -1,12 +1,14 @@
 """Search over packages: full text, filters, four sort orders, pagination.
 
-On SQLite with FTS5, `package_fts` (rowid = package id) holds the name, summary, keywords,
-capabilities and template names of each package's latest release; `index_package` rewrites a
-package's row in the same transaction as the change that caused it, so the index never drifts
-from the table. Each query word matches as a prefix and all words must match; relevance is
-BM25 with the name weighted highest. Without FTS5 (or on PostgreSQL) the same query runs as
-case-insensitive LIKE over the same fields, relevance then meaning "name matches first".
-Rating order is the Bayesian average `(C*m + sum) / (C + n)`, m the mean of all ratings.
+The full-text index is part of the schema (revision 0001) and maintained by the database in
+the same transaction as the change to a package row, so it never drifts from the table:
+on SQLite the FTS5 table `package_fts` (rowid = package id, kept by triggers), on PostgreSQL
+the generated `package.search_vector` column. Both hold the name, summary, keywords,
+capabilities and template names of each package's latest release. Each query word matches as
+a prefix and all words must match; relevance is BM25 (FTS5) or `ts_rank` (PostgreSQL), with
+the name weighted highest. Without a full-text index (SQLite built without FTS5) the same
+query runs as case-insensitive LIKE over the same fields, relevance then meaning "name matches
+first". Rating order is the Bayesian average `(C*m + sum) / (C + n)`, m the mean of all ratings.
 """
 
 from __future__ import annotations
@@ -14,7 +16,21 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, column, func, literal, or_, select, table, text
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    and_,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
 from sqlmodel import Session, col
 
 from registry.errors import InvalidQuery
@@ -26,22 +42,6 @@ SORTS: tuple[str, ...] = ("relevance", "rating", "downloads", "recent")
 DEFAULT_MEAN = 3.0
 MAX_PER_PAGE = 100
 _FTS = table("package_fts", column("rowid"))
-
-
-def index_package(session: Session, row: Package) -> None:
-    session.execute(text("DELETE FROM package_fts WHERE rowid = :id"), {"id": row.id})
-    session.execute(
-        text(
-            "INSERT INTO package_fts (rowid, name, summary, keywords, capabilities, templates) "
-            "VALUES (:id, :name, :summary, :keywords, :caps, :templates)"
-        ),
-        {
-            "id": row.id, "name": row.name.replace("/", " ") + " " + row.normalized_name,
-            "summary": row.summary, "keywords": " ".join(split_list(row.keywords)),
-            "caps": " ".join(split_list(row.capabilities)),
-            "templates": " ".join(split_list(row.template_names)),
-        },
-    )
 
 
 def global_mean(session: Session) -> float:
@@ -99,7 +99,18 @@ def search(
         )
         .join(Publisher, col(Publisher.id) == col(Package.publisher_id))
     )
-    if words and fts:
+    dialect = session.get_bind().dialect.name
+    if words and fts and dialect == "postgresql":
+        # Only letters and digits reach to_tsquery, so no word can be read as an operator.
+        terms = re.findall(r"[^\W_]+", query.lower())
+        tsquery = func.to_tsquery(
+            literal_column("'simple'::regconfig"),
+            cast(literal(" & ".join(f"{t}:*" for t in terms)), Text),
+        )
+        vector: ColumnElement[Any] = literal_column("package.search_vector")
+        base = base.where(vector.op("@@")(tsquery))
+        rank = -func.ts_rank(vector, tsquery)  # ascending, like bm25 below
+    elif words and fts:
         match = " AND ".join(f'"{w}"*' for w in words)
         base = base.join(_FTS, _FTS.c.rowid == col(Package.id)).where(
             text("package_fts MATCH :match").bindparams(match=match)

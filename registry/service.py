@@ -136,7 +136,7 @@ class Registry:
         with Session(bind, expire_on_commit=False) as s:
             ctx = PublishContext(
                 session=s, blobs=self.blobs, config=self.config, principal=principal,
-                archive=archive, signature=signature, key_id=key_id, fts=self.fts,
+                archive=archive, signature=signature, key_id=key_id,
             )
             return run_publish(ctx)
 
@@ -246,8 +246,6 @@ class Registry:
             if release.version != package.latest_version:
                 apply_release_fields(package, read_archive(self.blobs.get(release.digest)))
         s.add(package)
-        if self.fts:
-            search_mod.index_package(s, package)
 
     def cleanup_blobs(self) -> list[str]:
         """Delete blobs no release refers to. Run it when no publish is in flight."""

@@ -1,3 +1,9 @@
+"""Fixtures: every registry test that touches the database runs on SQLite and on PostgreSQL.
+
+`db_url` is parametrized over `BACKENDS`; tests ask for `registry` (or `db_url` when they
+build their own `Registry`) and get the ids `[sqlite]` and `[postgresql]`.
+"""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -7,13 +13,37 @@ import pytest
 
 from registry import LocalBlobStore, Registry, RegistryConfig
 from registry.db import make_engine
+from tests.registry.databases import BACKENDS, PgServer, pg_server
 from tests.registry.factories import TestPublisher, make_publisher
 
 
+@pytest.fixture(scope="session")
+def pg() -> PgServer:
+    return pg_server()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg: PgServer) -> Iterator[str]:
+    name = pg.migrated_template()
+    yield name
+    pg.drop(pg.url.set(database=name).render_as_string(hide_password=False))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database at the head revision on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    server: PgServer = request.getfixturevalue("pg")
+    url = server.create(template=request.getfixturevalue("pg_template"))
+    yield url
+    server.drop(url)
+
+
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")
-    reg = Registry(engine, LocalBlobStore(tmp_path / "blobs"),
+def registry(db_url: str, tmp_path: Path) -> Iterator[Registry]:
+    reg = Registry(make_engine(db_url), LocalBlobStore(tmp_path / "blobs"),
                    RegistryConfig(lookalike_downloads=3))
     yield reg
     reg.close()

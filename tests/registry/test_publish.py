@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -49,7 +48,7 @@ def context(registry: Registry, pub: TestPublisher, archive: bytes, session: Ses
     return PublishContext(
         session=session, blobs=registry.blobs, config=registry.config,
         principal=pub.principal, archive=archive, signature=signature,
-        key_id=key_id or pub.key.key_id, fts=registry.fts,
+        key_id=key_id or pub.key.key_id,
     )
 
 
@@ -217,9 +216,8 @@ def test_process_killed_after_blob_write_leaves_only_an_orphan_blob(
     assert registry.blobs.exists(kept.digest) and not registry.blobs.exists(orphan_digest)
 
 
-def test_failed_publish_keeps_a_blob_other_releases_use(tmp_path: Path) -> None:
-    registry = Registry(make_engine(f"sqlite:///{tmp_path / 'r.db'}"), MemoryBlobStore(),
-                        RegistryConfig())
+def test_failed_publish_keeps_a_blob_other_releases_use(db_url: str) -> None:
+    registry = Registry(make_engine(db_url), MemoryBlobStore(), RegistryConfig())
     pub = make_publisher(registry, "acme")
     release = publish(registry, pub)
     with write_session(registry.engine) as s:
