@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from marketplace.api.deps import ReviewWriter, get_state
@@ -20,6 +20,8 @@ from registry.names import normalize_name
 from registry.schemas import RatingSummary, ReviewPage, ReviewPublic
 
 router = APIRouter(tags=["reviews"])
+# Review ids are SQLite/PostgreSQL 64-bit integers; a larger one would overflow the driver.
+ReviewId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.get("/packages/{namespace}/{name}/reviews", response_model=ReviewPage)
@@ -73,7 +75,7 @@ async def rating(namespace: str, name: str, request: Request) -> Response:
     "/reviews/{review_id}/reply", response_model=ReviewPublic, responses=WRITE_PROBLEMS
 )
 async def reply(
-    review_id: int, body: ReplyRequest, principal: ReviewWriter, request: Request
+    review_id: ReviewId, body: ReplyRequest, principal: ReviewWriter, request: Request
 ) -> ReviewPublic:
     state = get_state(request)
     review: ReviewPublic = await run_in_threadpool(
@@ -87,7 +89,7 @@ async def reply(
     "/reviews/{review_id}/flag", response_model=ReviewPublic, responses=WRITE_PROBLEMS
 )
 async def flag(
-    review_id: int, body: FlagRequest, principal: ReviewWriter, request: Request
+    review_id: ReviewId, body: FlagRequest, principal: ReviewWriter, request: Request
 ) -> ReviewPublic:
     state = get_state(request)
     review: ReviewPublic = await run_in_threadpool(
