@@ -160,6 +160,14 @@ class Conflict(RegistryError):
         super().__init__(f"conflict: {what}")
 
 
+class ConcurrentCreation(Conflict):
+    """Another upload created the same new package first; publishing again will succeed."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+        super().__init__(f"{package} was created by a concurrent upload; publish again")
+
+
 class InvalidQuery(RegistryError):
     """A search or resolve parameter is malformed (a sort order, a version specifier)."""
 

@@ -28,6 +28,7 @@ from registry.archive import MANIFEST, Package, open_archive, validate_contents
 from registry.blobs import BlobStore
 from registry.config import RegistryConfig
 from registry.errors import (
+    ConcurrentCreation,
     Conflict,
     DuplicateDigest,
     DuplicateRelease,
@@ -87,8 +88,13 @@ def step_validate(ctx: PublishContext) -> None:
     manifest = ctx.need_manifest()
     templates = validate_contents(manifest, ctx.files)
     ctx.package = Package(manifest, ctx.files, ctx.digest, len(ctx.archive), templates)
+    # Locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes publishes): concurrent
+    # uploads of one package queue here, so each sees the releases of those before it and
+    # `latest_version` is never computed from a stale row.
     ctx.existing = ctx.session.exec(
-        select(PackageRow).where(PackageRow.normalized_name == ctx.normalized_name)
+        select(PackageRow)
+        .where(PackageRow.normalized_name == ctx.normalized_name)
+        .with_for_update()
     ).first()
     if ctx.existing is not None:
         check_lookalike(manifest.name, ctx.existing.name, ())
@@ -258,6 +264,8 @@ def run_publish(ctx: PublishContext, steps: Sequence[tuple[str, Step]] = STEPS) 
                 raise DuplicateDigest(ctx.digest, "a concurrent upload") from None
             if "version" in str(exc.orig):
                 raise DuplicateRelease(manifest.name, manifest.version) from None
+            if "normalized_name" in str(exc.orig) and ctx.existing is None:
+                raise ConcurrentCreation(manifest.name) from None
             raise Conflict(str(exc.orig).splitlines()[0]) from None
         raise
     assert ctx.release is not None and ctx.manifest is not None

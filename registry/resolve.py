@@ -71,10 +71,10 @@ def choose(
     return None
 
 
-def find_package(session: Session, name: str) -> Package:
-    row = session.exec(
-        select(Package).where(Package.normalized_name == normalize_name(name))
-    ).first()
+def find_package(session: Session, name: str, *, lock: bool = False) -> Package:
+    """The package row; `lock` takes its row lock (PostgreSQL) for a read-modify-write."""
+    query = select(Package).where(Package.normalized_name == normalize_name(name))
+    row = session.exec(query.with_for_update() if lock else query).first()
     if row is None:
         raise NotFound("package", name)
     return row

@@ -116,8 +116,10 @@ def delete_review(session: Session, principal: Principal, name: str) -> None:
     recompute_aggregates(session, package)
 
 
-def _review_and_package(session: Session, review_id: int) -> tuple[Review, Package]:
-    review = session.get(Review, review_id)
+def _review_and_package(
+    session: Session, review_id: int, *, lock: bool = False
+) -> tuple[Review, Package]:
+    review = session.get(Review, review_id, with_for_update=lock)
     if review is None:
         raise NotFound("review", str(review_id))
     package = session.get(Package, review.package_id)
@@ -141,7 +143,8 @@ def reply(
 
 def flag(session: Session, principal: Principal, review_id: int, reason: str) -> ReviewPublic:
     require_scope(principal, "review")
-    review, package = _review_and_package(session, review_id)
+    # Locked: flag_count is recounted below, and two flaggers must not both count one flag.
+    review, package = _review_and_package(session, review_id, lock=True)
     already = session.exec(
         select(ReviewFlag.id).where(
             ReviewFlag.review_id == review_id, ReviewFlag.flagger_id == principal.publisher_id

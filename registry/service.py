@@ -22,7 +22,7 @@ from registry.archive import read_archive
 from registry.blobs import BlobStore, LocalBlobStore, cleanup_orphans
 from registry.config import RegistryConfig
 from registry.db import fts_available, init_db, make_engine, read_session, write_session
-from registry.errors import NotFound, PermissionDenied
+from registry.errors import ConcurrentCreation, NotFound, PermissionDenied
 from registry.models import DownloadCount, Publisher, Release
 from registry.models import Package as PackageRow
 from registry.names import normalize_part
@@ -133,12 +133,20 @@ class Registry:
         self, principal: Principal, archive: bytes, signature: bytes, key_id: str
     ) -> ReleasePublic:
         bind = self.engine.execution_options(registry_write=True)
-        with Session(bind, expire_on_commit=False) as s:
-            ctx = PublishContext(
-                session=s, blobs=self.blobs, config=self.config, principal=principal,
-                archive=archive, signature=signature, key_id=key_id,
-            )
-            return run_publish(ctx)
+        for attempt in range(2):
+            with Session(bind, expire_on_commit=False) as s:
+                ctx = PublishContext(
+                    session=s, blobs=self.blobs, config=self.config, principal=principal,
+                    archive=archive, signature=signature, key_id=key_id,
+                )
+                try:
+                    return run_publish(ctx)
+                except ConcurrentCreation:
+                    # Lost the race to create a new package (PostgreSQL): the second attempt
+                    # finds it, waits on its row lock, and is judged against what won.
+                    if attempt:
+                        raise
+        raise AssertionError("unreachable")
 
     def search(
         self, query: str = "", *, sort: str = "relevance", page: int = 1, per_page: int = 20,
@@ -186,8 +194,10 @@ class Registry:
             package, release = resolve_release(s, name, specifier, prereleases)
             return release_public(release, package.name)
 
-    def _release(self, s: Session, name: str, version: str) -> tuple[PackageRow, Release]:
-        package = find_package(s, name)
+    def _release(
+        self, s: Session, name: str, version: str, *, lock: bool = False
+    ) -> tuple[PackageRow, Release]:
+        package = find_package(s, name, lock=lock)
         release = s.exec(
             select(Release).where(
                 Release.package_id == package.id,
@@ -215,7 +225,9 @@ class Registry:
     ) -> ReleasePublic:
         accounts.require_scope(principal, "publish")
         with write_session(self.engine) as s:
-            package, release = self._release(s, name, version)
+            # Locked: a concurrent yank or publish must not recompute latest_version from
+            # what this transaction is changing.
+            package, release = self._release(s, name, version, lock=True)
             if package.publisher_id != principal.publisher_id and "admin" not in principal.scopes:
                 raise PermissionDenied(f"{package.name} belongs to another publisher")
             release.yanked, release.yank_reason = reason is not None, reason

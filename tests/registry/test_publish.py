@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import pytest
 from sqlmodel import Session, select
@@ -228,3 +229,42 @@ def test_failed_publish_keeps_a_blob_other_releases_use(db_url: str) -> None:
 
         _discard_blob(ctx)
     assert registry.blobs.exists(release.digest)
+
+
+def test_concurrent_publishes_keep_one_release_per_version(
+    registry: Registry, acme: TestPublisher
+) -> None:
+    """8 writers race to create the package, publish 16 versions and all upload 2.0.0."""
+    versions = [f"1.{i}.0" for i in range(16)]
+    archives = {v: make_archive(version=v) for v in [*versions, "2.0.0"]}
+    barrier = threading.Barrier(8)
+    won: list[str] = []
+    lost: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker(mine: list[str]) -> None:
+        barrier.wait()
+        for version in [*mine, "2.0.0"]:
+            archive = archives[version]
+            try:
+                registry.publish(acme.principal, archive,
+                                 sign(acme, archive, "acme/summarizer", version),
+                                 acme.key.key_id)
+                won.append(version)
+            except (DuplicateRelease, DuplicateDigest):
+                lost.append(version)
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(versions[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(won) == sorted([*versions, "2.0.0"]) and lost == ["2.0.0"] * 7
+    releases = registry.releases("acme/summarizer")
+    assert sorted(r.version for r in releases) == sorted(won)
+    assert registry.package("acme/summarizer").latest_version == "2.0.0"
+    assert all(registry.blobs.exists(r.digest) for r in releases)
+    assert registry.cleanup_blobs() == []  # no upload left a blob behind

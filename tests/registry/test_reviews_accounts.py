@@ -122,6 +122,29 @@ def test_aggregates_stay_exact_under_many_concurrent_writers(
     assert summary.histogram == {s: stars.count(s) for s in range(1, 6)}
 
 
+def test_concurrent_flags_are_all_counted(published: Registry) -> None:
+    author = make_publisher(published, "author", None, key=False)
+    review = published.rate(author.principal, "acme/summarizer", 1, "bad")
+    flaggers = [make_publisher(published, f"flagger{i}", None, key=False) for i in range(8)]
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def worker(user: TestPublisher) -> None:
+        try:
+            barrier.wait()
+            published.flag(user.principal, review.id, "spam")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(u,)) for u in flaggers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert published.reviews("acme/summarizer").items[0].flag_count == 8
+
+
 def test_tokens_scopes_and_revocation(registry: Registry, acme: TestPublisher) -> None:
     assert acme.principal.scopes == {"publish", "review"}
     assert acme.principal.namespaces == {"acme"}
