@@ -201,6 +201,8 @@ def _template_doc(manifest: Manifest, path: str, raw: bytes) -> dict[str, Any]:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(path, [("", f"not valid UTF-8 JSON: {exc}")]) from None
+    except RecursionError:
+        raise ManifestError(path, [("", "JSON nested too deeply")]) from None
     if not isinstance(doc, dict):
         raise ManifestError(path, [("", "a template must be a JSON object")])
     # A package's templates run the package's own process() unless they say otherwise.

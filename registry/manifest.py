@@ -150,6 +150,9 @@ def parse_manifest(data: bytes | str | dict[str, Any], source: str = "agent.json
             data = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ManifestError(source, [("", f"not valid JSON: {exc}")]) from None
+        except RecursionError:
+            # json's parser recurses per level: a hostile `[[[[...` must be a refusal, not a 500.
+            raise ManifestError(source, [("", "JSON nested too deeply")]) from None
         if not isinstance(data, dict):
             raise ManifestError(source, [("", "the manifest must be a JSON object")])
     version = data.get("version")
