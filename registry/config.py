@@ -41,3 +41,6 @@ class RegistryConfig:
     reserved_namespaces: frozenset[str] = DEFAULT_RESERVED
     max_review_title: int = 200
     max_review_body: int = 10_000
+    # Tools of `core.security.DENIED_TOOLS` a published template may still ask for (none by
+    # default: the marketplace refuses shell, network and filesystem tools at upload).
+    allowed_tools: frozenset[str] = frozenset()

@@ -23,6 +23,7 @@ from packaging.version import Version
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from core.security import denied_tools
 from registry.accounts import require_scope
 from registry.archive import MANIFEST, Package, open_archive, validate_contents
 from registry.blobs import BlobStore
@@ -84,9 +85,15 @@ def step_parse(ctx: PublishContext) -> None:
 
 
 def step_validate(ctx: PublishContext) -> None:
-    """Files and templates the manifest names; reserved and look-alike names."""
+    """Files and templates the manifest names; denied tools; reserved and look-alike names."""
     manifest = ctx.need_manifest()
     templates = validate_contents(manifest, ctx.files)
+    for path, template in zip(manifest.templates, templates, strict=True):
+        refused = denied_tools(template.tools, ctx.config.allowed_tools)
+        if refused:
+            raise ManifestError(path, [
+                ("tools", f"tool {tool!r} is on the deny-list of this registry") for tool in refused
+            ])
     ctx.package = Package(manifest, ctx.files, ctx.digest, len(ctx.archive), templates)
     # Locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes publishes): concurrent
     # uploads of one package queue here, so each sees the releases of those before it and
