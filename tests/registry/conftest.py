@@ -23,22 +23,20 @@ def pg() -> PgServer:
 
 
 @pytest.fixture(scope="session")
-def pg_template(pg: PgServer) -> Iterator[str]:
-    name = pg.migrated_template()
-    yield name
-    pg.drop(pg.url.set(database=name).render_as_string(hide_password=False))
+def pg_database(pg: PgServer) -> Iterator[str]:
+    url = pg.migrated()
+    yield url
+    pg.drop(url)
 
 
 @pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database at the head revision on each backend."""
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database at the head revision on each backend."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'registry.db'}"
-        return
-    server: PgServer = request.getfixturevalue("pg")
-    url = server.create(template=request.getfixturevalue("pg_template"))
-    yield url
-    server.drop(url)
+        return f"sqlite:///{tmp_path / 'registry.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    request.getfixturevalue("pg").reset(url)
+    return url
 
 
 @pytest.fixture
