@@ -8,7 +8,8 @@ test left open. That gives each test the fresh state of a new database in about 
 creating a database (even from a template) takes about 350 ms. Tests that need a database
 with no schema at all (the migration tests) still get a new one. Without a URL the
 PostgreSQL variants skip with the reason `scripts/test` recorded, except under `CI=true`,
-where they fail: CI must prove both backends. The helpers here are plain functions so the marketplace tests can reuse them.
+where they fail: CI must prove both backends. The helpers are plain functions, so the
+marketplace tests can reuse them.
 """
 
 from __future__ import annotations
