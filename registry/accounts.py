@@ -162,7 +162,8 @@ def authenticate(session: Session, token: str) -> Principal:
 def key_public(record: SigningKeyRecord, publisher: str) -> KeyPublic:
     return KeyPublic(
         key_id=record.key_id, publisher=publisher, public_key=record.public_key,
-        signed_by=record.signed_by, created_at=record.created_at, revoked_at=record.revoked_at,
+        signed_by=record.signed_by, rotation_signature=record.rotation_signature,
+        created_at=record.created_at, revoked_at=record.revoked_at,
     )
 
 

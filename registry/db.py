@@ -15,11 +15,12 @@ The schema belongs to Alembic (`registry/migrations`): `init_db` upgrades any da
 head revision, in one transaction under a migration lock (SQLite's write lock; a PostgreSQL
 advisory lock), so several processes starting at once migrate it exactly once. A database
 already at head costs one query. A database made before migrations existed (registry tables,
-no `alembic_version`) is adopted when its tables match the models of revision 0001 (the search
-objects are (re)built and the revision stamped) and refused with `SchemaMismatch` otherwise:
-an unexplained schema is never altered silently. Search objects that only one dialect has (the
-SQLite FTS5 table and its triggers, PostgreSQL's `search_vector` column and its index) are
-created by the revisions and hidden from model comparison by `include_object`.
+no `alembic_version`; only SQLite ever held one) is adopted when its tables match those of
+revision 0001 (the search objects are (re)built, the revision stamped, later revisions applied)
+and refused with `SchemaMismatch` otherwise: an unexplained schema is never altered silently.
+Search objects that only one dialect has (the SQLite FTS5 table and its triggers, PostgreSQL's
+`search_vector` column and its index) are created by the revisions and hidden from model
+comparison by `include_object`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import MetaData, event, func, inspect, select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -128,15 +129,17 @@ def current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def schema_differences(conn: Connection) -> list[str]:
-    """How the database's tables differ from the models (empty when they agree)."""
+def schema_differences(conn: Connection, expected: MetaData | None = None) -> list[str]:
+    """How the database's tables differ from `expected` (default: the models); empty when they
+    agree."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
     context = MigrationContext.configure(
         conn, opts={"include_object": include_object, "compare_type": True}
     )
-    described = [_describe(diff) for diff in compare_metadata(context, SQLModel.metadata)]
+    target = SQLModel.metadata if expected is None else expected
+    described = [_describe(diff) for diff in compare_metadata(context, target)]
     # What the database has and the models lack explains a refusal best; the list of tables
     # and indexes still to create, least.
     order = ("unexpected", "different", "missing column", "missing index", "missing")
@@ -177,14 +180,33 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
         conn.commit()
 
 
+def _base_schema() -> MetaData:
+    """The tables of the base revision, reflected from a scratch in-memory SQLite database."""
+    from alembic import command
+
+    scratch = create_engine("sqlite://")
+    try:
+        with scratch.begin() as conn:
+            command.upgrade(alembic_config(conn), BASE_REVISION)
+        schema = MetaData()
+        schema.reflect(scratch)
+        return schema
+    finally:
+        scratch.dispose()
+
+
 def _adopt(conn: Connection) -> None:
     """Stamp a pre-migration database at the base revision, or refuse it."""
     from alembic import command
     from alembic.script import ScriptDirectory
 
-    differences = schema_differences(conn)
+    url = conn.engine.url.render_as_string(hide_password=True)
+    if conn.dialect.name != "sqlite":
+        reason = "registry tables but no alembic_version table"
+        raise SchemaMismatch(url, [reason, *schema_differences(conn)])
+    differences = schema_differences(conn, _base_schema())
     if differences:
-        raise SchemaMismatch(conn.engine.url.render_as_string(hide_password=True), differences)
+        raise SchemaMismatch(url, differences)
     config = alembic_config(conn)
     base = ScriptDirectory.from_config(config).get_revision(BASE_REVISION)
     assert base is not None and base.module is not None

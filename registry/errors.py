@@ -144,6 +144,19 @@ class InvalidReview(RegistryError):
         super().__init__(f"invalid review: {reason}")
 
 
+class VettingFailed(RegistryError):
+    """The package's own examples failed in the sandbox; `failures` says which and how."""
+
+    def __init__(self, name: str, version: str, failures: tuple[str, ...]) -> None:
+        self.name = name
+        self.version = version
+        self.failures = failures
+        shown = "; ".join(failures[:3])
+        if len(failures) > 3:
+            shown += f" (+{len(failures) - 3} more)"
+        super().__init__(f"{name} {version} failed vetting in the sandbox: {shown}")
+
+
 class NoMatchingRelease(RegistryError):
     def __init__(self, name: str, specifier: str) -> None:
         self.name = name

@@ -122,6 +122,13 @@ class Release(SQLModel, table=True):
     yanked: bool = False
     yank_reason: str | None = None
     manifest_json: str = Field(sa_column=Column(Text, nullable=False))
+    # What the sandbox found when the release was published: "passed", "unvetted" (the package
+    # declares no examples) or "not-run" (the registry had no vetter). A failing package is
+    # refused, so "failed" is never stored. The report is the sandbox's JSON, kept verbatim.
+    vetting_status: str = Field(
+        default="not-run", max_length=16, sa_column_kwargs={"server_default": "not-run"}
+    )
+    vetting_report: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class Review(SQLModel, table=True):

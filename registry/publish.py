@@ -9,6 +9,12 @@ release always has its blob. If anything fails after the blob was written, the t
 rolled back and the blob is deleted unless another release refers to the same digest. A crash
 that kills the process between the two leaves only an orphan blob, which
 `blobs.cleanup_orphans` removes; never a release without its bytes.
+
+When the registry has a vetter (the sandbox, in the marketplace), the read-only steps
+(`PREFLIGHT`: parse to dedupe) run once beforehand and the package is vetted between the two
+runs, outside any transaction: strangers' examples can run for seconds, which must not hold the
+write lock, and only an authorized, correctly signed, new upload is worth sandbox time. The full
+pipeline then checks everything again, so a race in between is still caught.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from packaging.utils import canonicalize_version
 from packaging.version import Version
@@ -46,6 +53,19 @@ from registry.schemas import Principal, ReleasePublic, join_list
 from registry.signing import verify_release
 
 
+@dataclass(frozen=True)
+class VettingOutcome:
+    """What a vetter found: `status` is "passed", "failed" or "unvetted" (no examples);
+    `report` is the vetter's full JSON report; `failures` say what failed, one line each."""
+
+    status: str
+    report: dict[str, Any]
+    failures: tuple[str, ...] = ()
+
+
+Vetter = Callable[[Package], VettingOutcome]
+
+
 @dataclass
 class PublishContext:
     session: Session
@@ -66,6 +86,7 @@ class PublishContext:
     key: SigningKeyRecord | None = None
     blob_created: bool = False
     release: Release | None = None
+    vetting: VettingOutcome | None = None
 
     def need_manifest(self) -> Manifest:
         if self.manifest is None:
@@ -219,6 +240,9 @@ def step_index(ctx: PublishContext) -> None:
         size=len(ctx.archive), signature=ctx.signature, key_id=ctx.key.key_id,
         manifest_json=ctx.files[MANIFEST].decode("utf-8"),
     )
+    if ctx.vetting is not None:
+        release.vetting_status = ctx.vetting.status
+        release.vetting_report = json.dumps(ctx.vetting.report, sort_keys=True)
     ctx.session.add(release)
     ctx.session.flush()
     ctx.release = release
@@ -234,6 +258,8 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("store", step_store),
     ("index", step_index),
 )
+# The read-only steps: everything that can refuse an upload before its bytes are stored.
+PREFLIGHT = STEPS[:5]
 
 
 def release_public(release: Release, name: str) -> ReleasePublic:
@@ -244,6 +270,8 @@ def release_public(release: Release, name: str) -> ReleasePublic:
         key_id=release.key_id, uploaded_at=release.uploaded_at, yanked=release.yanked,
         yank_reason=release.yank_reason, requires=manifest.get("requires", {}),
         permissions=manifest.get("permissions", []),
+        vetting_status=release.vetting_status,
+        vetting=json.loads(release.vetting_report) if release.vetting_report else None,
     )
 
 

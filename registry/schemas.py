@@ -48,6 +48,7 @@ class KeyPublic(_Public):
     publisher: str
     public_key: bytes
     signed_by: str | None
+    rotation_signature: bytes | None = None
     created_at: datetime
     revoked_at: datetime | None
 
@@ -69,6 +70,8 @@ class ReleasePublic(_Public):
     yank_reason: str | None
     requires: dict[str, str] = Field(default_factory=dict)
     permissions: list[str] = Field(default_factory=list)
+    vetting_status: str = "not-run"
+    vetting: dict[str, Any] | None = None
 
 
 class RatingSummary(_Public):

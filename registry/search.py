@@ -35,6 +35,7 @@ from sqlmodel import Session, col
 
 from registry.errors import InvalidQuery
 from registry.models import Package, Publisher
+from registry.names import normalize_part
 from registry.schemas import PackageSummary, SearchPage, split_list
 
 Sort = Literal["relevance", "rating", "downloads", "recent"]
@@ -76,7 +77,7 @@ def _summary(row: Any, mean: float, weight: float) -> PackageSummary:
 def search(
     session: Session, query: str = "", *, sort: str = "relevance", page: int = 1,
     per_page: int = 20, capability: str | None = None, tool: str | None = None,
-    fts: bool = False, prior_weight: float = 5.0,
+    publisher: str | None = None, fts: bool = False, prior_weight: float = 5.0,
 ) -> SearchPage:
     if sort not in SORTS:
         raise InvalidQuery("sort", sort, f"use one of {', '.join(SORTS)}")
@@ -89,6 +90,8 @@ def search(
         filters.append(col(Package.capabilities).like(f"%|{capability}|%"))
     if tool:
         filters.append(col(Package.tools).like(f"%|{tool}|%"))
+    if publisher:
+        filters.append(col(Publisher.normalized_name) == normalize_part(publisher))
     rank: Any = None
     base: Any = (
         select(  # type: ignore[call-overload]  # 13 columns: past sqlalchemy's typed overloads

@@ -22,11 +22,25 @@ from registry.archive import read_archive
 from registry.blobs import BlobStore, LocalBlobStore, cleanup_orphans
 from registry.config import RegistryConfig
 from registry.db import fts_available, init_db, make_engine, read_session, write_session
-from registry.errors import ConcurrentCreation, NotFound, PermissionDenied
-from registry.models import DownloadCount, Publisher, Release
+from registry.errors import (
+    ConcurrentCreation,
+    NotFound,
+    PermissionDenied,
+    UnknownKey,
+    VettingFailed,
+)
+from registry.models import DownloadCount, Publisher, Release, SigningKeyRecord
 from registry.models import Package as PackageRow
 from registry.names import normalize_part
-from registry.publish import PublishContext, apply_release_fields, release_public, run_publish
+from registry.publish import (
+    PREFLIGHT,
+    PublishContext,
+    Vetter,
+    VettingOutcome,
+    apply_release_fields,
+    release_public,
+    run_publish,
+)
 from registry.resolve import choose, find_package
 from registry.resolve import resolve as resolve_release
 from registry.schemas import (
@@ -46,23 +60,26 @@ from registry.schemas import (
 
 class Registry:
     def __init__(
-        self, engine: Engine, blobs: BlobStore, config: RegistryConfig | None = None
+        self, engine: Engine, blobs: BlobStore, config: RegistryConfig | None = None,
+        vetter: Vetter | None = None,
     ) -> None:
         self.engine = engine
         self.blobs = blobs
         self.config = config or RegistryConfig()
+        self.vetter = vetter
         init_db(engine)
         self.fts = fts_available(engine)
 
     @classmethod
     def open(
-        cls, home: Path, url: str | None = None, config: RegistryConfig | None = None
+        cls, home: Path, url: str | None = None, config: RegistryConfig | None = None,
+        vetter: Vetter | None = None,
     ) -> Registry:
         """SQLite `home/registry.db` (or `url`) and blobs under `home/blobs`."""
         home = Path(home)
         home.mkdir(parents=True, exist_ok=True)
         engine = make_engine(url or f"sqlite:///{home / 'registry.db'}")
-        return cls(engine, LocalBlobStore(home / "blobs"), config)
+        return cls(engine, LocalBlobStore(home / "blobs"), config, vetter)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -127,17 +144,27 @@ class Registry:
         with read_session(self.engine) as s:
             return accounts.keys(s, publisher)
 
+    def key(self, key_id: str) -> KeyPublic:
+        with read_session(self.engine) as s:
+            record = s.get(SigningKeyRecord, key_id)
+            if record is None:
+                raise UnknownKey(key_id)
+            owner = s.get(Publisher, record.publisher_id)
+            assert owner is not None
+            return accounts.key_public(record, owner.name)
+
     # -- packages ---------------------------------------------------------------------------
 
     def publish(
         self, principal: Principal, archive: bytes, signature: bytes, key_id: str
     ) -> ReleasePublic:
+        vetting = self._vet(principal, archive, signature, key_id) if self.vetter else None
         bind = self.engine.execution_options(registry_write=True)
         for attempt in range(2):
             with Session(bind, expire_on_commit=False) as s:
                 ctx = PublishContext(
                     session=s, blobs=self.blobs, config=self.config, principal=principal,
-                    archive=archive, signature=signature, key_id=key_id,
+                    archive=archive, signature=signature, key_id=key_id, vetting=vetting,
                 )
                 try:
                     return run_publish(ctx)
@@ -148,14 +175,35 @@ class Registry:
                         raise
         raise AssertionError("unreachable")
 
+    def _vet(
+        self, principal: Principal, archive: bytes, signature: bytes, key_id: str
+    ) -> VettingOutcome:
+        """Run the read-only steps, then the vetter outside any transaction (see `publish`)."""
+        assert self.vetter is not None
+        with read_session(self.engine) as s:
+            ctx = PublishContext(
+                session=s, blobs=self.blobs, config=self.config, principal=principal,
+                archive=archive, signature=signature, key_id=key_id,
+            )
+            for _name, step in PREFLIGHT:
+                step(ctx)
+            s.rollback()  # release any row lock the preflight took
+        assert ctx.package is not None
+        outcome = self.vetter(ctx.package)
+        if outcome.status == "failed":
+            manifest = ctx.package.manifest
+            raise VettingFailed(manifest.name, manifest.version, outcome.failures)
+        return outcome
+
     def search(
         self, query: str = "", *, sort: str = "relevance", page: int = 1, per_page: int = 20,
-        capability: str | None = None, tool: str | None = None,
+        capability: str | None = None, tool: str | None = None, publisher: str | None = None,
     ) -> SearchPage:
         with read_session(self.engine) as s:
             return search_mod.search(
                 s, query, sort=sort, page=page, per_page=per_page, capability=capability,
-                tool=tool, fts=self.fts, prior_weight=self.config.prior_weight,
+                tool=tool, publisher=publisher, fts=self.fts,
+                prior_weight=self.config.prior_weight,
             )
 
     def package(self, name: str) -> PackageDetail:

@@ -10,7 +10,6 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel
 
 from registry import LocalBlobStore, Registry
 from registry.db import (
@@ -23,12 +22,20 @@ from registry.db import (
     schema_differences,
 )
 from registry.errors import SchemaMismatch
-from registry.models import Publisher
 from tests.registry.databases import BACKENDS, PgServer
 from tests.registry.factories import make_publisher, publish
 
-TABLES = {"publisher", "namespace", "api_token", "signing_key", "package", "release", "review",
-          "review_flag", "download_count"}
+TABLES = {
+    "publisher",
+    "namespace",
+    "api_token",
+    "signing_key",
+    "package",
+    "release",
+    "review",
+    "review_flag",
+    "download_count",
+}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -65,7 +72,7 @@ def differences(engine: Engine) -> list[str]:
 def test_empty_database_upgrades_to_head_with_search(empty_engine: Engine) -> None:
     assert tables(empty_engine) == set()
     init_db(empty_engine)
-    assert revision(empty_engine) == head_revision() == "0001"
+    assert revision(empty_engine) == head_revision() == "0002"
     assert tables(empty_engine) >= TABLES
     assert fts_available(empty_engine)
 
@@ -87,6 +94,24 @@ def test_downgrade_to_base_and_up_again(empty_engine: Engine, tmp_path: Path) ->
     assert differences(empty_engine) == []
     publish(registry, make_publisher(registry, "acme"), summary="Finds needles in haystacks")
     assert [p.name for p in registry.search("haystack").items] == ["acme/summarizer"]
+
+
+def test_releases_from_before_vetting_upgrade_as_not_run(
+    empty_engine: Engine, tmp_path: Path
+) -> None:
+    registry = Registry(empty_engine, LocalBlobStore(tmp_path / "blobs"))
+    released = publish(registry, make_publisher(registry, "acme"))
+    with empty_engine.connect() as conn:
+        command.downgrade(alembic_config(conn), "0001")
+        conn.commit()
+    assert "vetting_status" not in {c["name"] for c in inspect(empty_engine).get_columns("release")}
+    init_db(empty_engine)
+    [release] = registry.releases(released.name)
+    assert (release.version, release.vetting_status, release.vetting) == (
+        released.version,
+        "not-run",
+        None,
+    )
 
 
 def test_a_current_database_is_left_alone(registry: Registry) -> None:
@@ -129,15 +154,24 @@ def test_the_database_keeps_the_search_index_in_step(registry: Registry) -> None
 
 
 def test_pre_migration_database_is_adopted(tmp_path: Path) -> None:
-    """A SQLite registry made by `create_all` (before migrations) is stamped, data kept."""
+    """A SQLite registry made before migrations (the tables of revision 0001, an FTS table
+    without triggers, no alembic_version) is stamped and upgraded, its data kept."""
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    SQLModel.metadata.create_all(engine)
-    with Session(engine) as s:
-        s.add(Publisher(name="old-timer", normalized_name="old-timer"))
-        s.commit()
-    with engine.begin() as conn:  # the old FTS table: no triggers, possibly stale
-        conn.execute(text("CREATE VIRTUAL TABLE package_fts USING fts5(name, summary, "
-                          "keywords, capabilities, templates)"))
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+    with engine.begin() as conn:  # back to what the code before migrations left behind
+        conn.execute(text("DROP TABLE alembic_version"))
+        for (trigger,) in conn.execute(text("SELECT name FROM sqlite_master WHERE type='trigger'")):
+            conn.execute(text(f"DROP TRIGGER {trigger}"))
+        conn.execute(text("DROP TABLE package_fts"))
+        conn.execute(
+            text(
+                "CREATE VIRTUAL TABLE package_fts USING fts5(name, summary, "
+                "keywords, capabilities, templates)"
+            )
+        )
+        conn.execute(text("INSERT INTO publisher (name, normalized_name, created_at) "
+                          "VALUES ('old-timer', 'old-timer', CURRENT_TIMESTAMP)"))
     registry = Registry(engine, LocalBlobStore(tmp_path / "blobs"))
     assert revision(engine) == head_revision()
     assert registry.publisher("old-timer").name == "old-timer"
