@@ -41,7 +41,12 @@ def build_state(settings: ServerSettings, metrics: ServerMetrics | None = None) 
     from registry.service import Registry
 
     settings.home.mkdir(parents=True, exist_ok=True)
-    registry = Registry.open(settings.home, settings.database_url)
+    vetter = None
+    if settings.vet_uploads:
+        from marketplace.vetting import sandbox_vetter
+
+        vetter = sandbox_vetter()
+    registry = Registry.open(settings.home, settings.database_url, vetter=vetter)
     return MarketState(
         settings=settings,
         registry=registry,

@@ -67,6 +67,8 @@ class ServerSettings:
     template_dirs: list[Path] = field(default_factory=list)
     # Publish the built-in agents under `builtin/` on start (idempotent).
     bootstrap: bool = True
+    # Run each upload's examples in the sandbox before publishing it; refuse it if they fail.
+    vet_uploads: bool = True
     # Package-detail responses kept in memory; entries also expire after `cache_ttl_s` so that
     # several workers sharing one database converge without talking to each other.
     detail_cache_size: int = 2048
@@ -103,7 +105,8 @@ class ServerSettings:
             values["review_rate"] = RateLimit.parse(env["AGENTFACTORY_REVIEW_RATE"])
         if env.get("AGENTFACTORY_SANDBOX_POLICY"):
             values["sandbox_policy"] = env["AGENTFACTORY_SANDBOX_POLICY"]
-        if env.get("AGENTFACTORY_BOOTSTRAP"):
-            values["bootstrap"] = env["AGENTFACTORY_BOOTSTRAP"].lower() not in {"0", "false", "no"}
+        for name, key in (("bootstrap", "BOOTSTRAP"), ("vet_uploads", "VET_UPLOADS")):
+            if env.get(f"AGENTFACTORY_{key}"):
+                values[name] = env[f"AGENTFACTORY_{key}"].lower() not in {"0", "false", "no"}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]  # keys are the dataclass's own fields

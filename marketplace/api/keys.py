@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request
 from marketplace.api.deps import Publisher, get_state
 from marketplace.api.problems import WRITE_PROBLEMS
 from marketplace.api.schemas import KeyCreate, KeyOut
-from registry.errors import NotFound
 
 router = APIRouter(tags=["keys"])
 
@@ -30,11 +29,7 @@ def revoke_key(key_id: str, principal: Publisher, request: Request) -> KeyOut:
 
 @router.get("/keys/{key_id}", response_model=KeyOut)
 def get_key(key_id: str, request: Request) -> KeyOut:
-    registry = get_state(request).registry
-    lookup = getattr(registry, "key", None)  # the facade has no lookup by id yet
-    if lookup is None:
-        raise NotFound("key", key_id)
-    return KeyOut.of(lookup(key_id))
+    return KeyOut.of(get_state(request).registry.key(key_id))
 
 
 @router.get("/publishers/{publisher}/keys", response_model=list[KeyOut])

@@ -101,11 +101,13 @@ def search(
     sort: Annotated[str, Query(pattern="^(relevance|rating|downloads|recent)$")] = "relevance",
     capability: str | None = None,
     tool: str | None = None,
+    publisher: str | None = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> SearchPage:
     result: SearchPage = get_state(request).registry.search(
-        q, sort=sort, page=page, per_page=per_page, capability=capability, tool=tool
+        q, sort=sort, page=page, per_page=per_page, capability=capability, tool=tool,
+        publisher=publisher,
     )
     return result
 

@@ -69,6 +69,7 @@ PROBLEMS: dict[type[BaseException], tuple[int, str]] = {
     reg.AuthenticationError: (401, "Authentication required"),
     reg.PermissionDenied: (403, "Forbidden"),
     reg.InvalidReview: (422, "Invalid review"),
+    reg.VettingFailed: (422, "Package failed vetting"),
     reg.NoMatchingRelease: (404, "No matching release"),
     reg.Conflict: (409, "Conflict"),
     # sandbox

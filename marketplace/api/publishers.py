@@ -11,8 +11,13 @@ from fastapi import APIRouter, Request, Response
 
 from marketplace.api.deps import CurrentPrincipal, get_state
 from marketplace.api.problems import WRITE_PROBLEMS, problem_responses
-from marketplace.api.schemas import PublisherCreate, Registration, TokenCreate, TokenCreated
-from registry.schemas import PublisherPublic
+from marketplace.api.schemas import (
+    PublisherCreate,
+    PublisherOut,
+    Registration,
+    TokenCreate,
+    TokenCreated,
+)
 
 router = APIRouter(tags=["publishers"])
 
@@ -28,10 +33,16 @@ def register(body: PublisherCreate, request: Request) -> Registration:
     return Registration(publisher=publisher, token=token)
 
 
-@router.get("/publishers/{publisher}", response_model=PublisherPublic)
-def publisher(publisher: str, request: Request) -> PublisherPublic:
-    record: PublisherPublic = get_state(request).registry.publisher(publisher)
-    return record
+# A publisher page lists at most this many packages; the search API pages through the rest.
+PUBLISHER_PACKAGES = 100
+
+
+@router.get("/publishers/{publisher}", response_model=PublisherOut)
+def publisher(publisher: str, request: Request) -> PublisherOut:
+    registry = get_state(request).registry
+    record = registry.publisher(publisher)
+    packages = registry.search(publisher=record.name, sort="rating", per_page=PUBLISHER_PACKAGES)
+    return PublisherOut(**record.model_dump(), packages=packages.items)
 
 
 @router.post("/tokens", status_code=201, response_model=TokenCreated, responses=WRITE_PROBLEMS)

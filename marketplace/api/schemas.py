@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, PlainSerializer
 
-from registry.schemas import KeyPublic, PublisherPublic, ReleasePublic
+from registry.schemas import KeyPublic, PackageSummary, PublisherPublic, ReleasePublic
 
 # Standard base64 with padding (RFC 4648 section 4), as in the download headers. pydantic's own
 # `ser_json_bytes="base64"` emits the URL-safe alphabet, which strict standard decoders refuse.
@@ -30,6 +30,12 @@ class PublisherCreate(_Body):
     name: str = Field(min_length=1, max_length=64)
     namespace: str | None = Field(default=None, min_length=1, max_length=64)
     email: str | None = Field(default=None, max_length=320)
+
+
+class PublisherOut(PublisherPublic):
+    """A publisher's public page: who they are and their packages, best rated first."""
+
+    packages: list[PackageSummary]
 
 
 class Registration(BaseModel):
@@ -75,7 +81,7 @@ class KeyOut(BaseModel):
             revoked=key.revoked,
             revoked_at=key.revoked_at,
             signed_by=key.signed_by,
-            rotation_signature=getattr(key, "rotation_signature", None),
+            rotation_signature=key.rotation_signature,
         )
 
 
@@ -102,7 +108,6 @@ class ReleaseOut(ReleasePublic):
     """A release as the API shows it: the registry's record, signature in standard base64."""
 
     signature: StdB64
-    vetting: Any = None  # vetting happens at install time; the registry records none yet
 
     @classmethod
     def of(cls, release: ReleasePublic) -> ReleaseOut:

@@ -146,18 +146,12 @@ def publisher_page(publisher: str, request: Request) -> Response:
         record = registry.publisher(publisher)
     except AgentFactoryError as exc:
         return domain_error_page(who, exc)
-    # The facade has no "packages of a publisher" query; a package's namespace belongs to exactly
-    # one publisher, so searching each of the publisher's namespaces and keeping the names under
-    # it finds them all with a bounded number of queries.
     found: dict[str, PackageSummary] = {}
-    for namespace in record.namespaces:
-        for page in range(1, PUBLISHER_MAX_PAGES + 1):
-            result = registry.search(namespace, sort="rating", page=page, per_page=100)
-            for item in result.items:
-                if item.publisher == record.name and item.name.split("/")[0].lower() == namespace:
-                    found[item.name] = item
-            if page * result.per_page >= result.total:
-                break
+    for page in range(1, PUBLISHER_MAX_PAGES + 1):
+        result = registry.search(publisher=record.name, sort="rating", page=page, per_page=100)
+        found.update((item.name, item) for item in result.items)
+        if page * result.per_page >= result.total:
+            break
     packages = sorted(found.values(), key=lambda p: (-p.rating_bayesian, p.name))
     rated = [p for p in packages if p.rating_count]
     count = sum(p.rating_count for p in rated)

@@ -148,46 +148,29 @@ def signature_view(release: ReleasePublic | None, keys: list[KeyPublic]) -> Sign
 
 @dataclass(frozen=True)
 class VettingView:
-    passed: bool
+    """What the sandbox found when a release was published (`registry` stores the report)."""
+
+    status: str  # "passed" or "unvetted" (no examples); failing packages are never published
     examples_passed: int
     examples_total: int
     fuel_used: int | None
     memory_bytes: int | None
-    summary: str
-
-
-def _field(source: Any, *names: str) -> Any:
-    for name in names:
-        value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
-        if value is not None:
-            return value
-    return None
+    duration_ms: float | None
 
 
 def vetting_view(release: ReleasePublic | None) -> VettingView | None:
-    """The release's sandbox vetting report, when the registry recorded one.
-
-    The registry's release record may carry it as `vetting` (a model or a JSON object with the
-    report's fields); releases published before vetting existed have none.
-    """
-    report = getattr(release, "vetting", None) if release is not None else None
-    if report is None:
+    """The release's vetting summary; None when the registry did not vet it (published before
+    vetting existed, or by a registry running without a sandbox)."""
+    if release is None or release.vetting is None:
         return None
-    total = _field(report, "examples_total", "total")
-    passed_count = _field(report, "examples_passed", "passed_count")
-    results = _field(report, "results", "examples")
-    if isinstance(results, list):
-        total = len(results) if total is None else total
-        if passed_count is None:
-            passed_count = sum(1 for r in results if _field(r, "passed", "ok"))
-    passed = _field(report, "passed", "ok")
+    totals = release.vetting.get("totals", {})
     return VettingView(
-        passed=bool(passed if passed is not None else passed_count == total),
-        examples_passed=int(passed_count or 0),
-        examples_total=int(total or 0),
-        fuel_used=_field(report, "fuel_used", "fuel"),
-        memory_bytes=_field(report, "memory_peak_bytes", "memory_bytes", "memory_used"),
-        summary=str(_field(report, "summary") or ""),
+        status=release.vetting_status,
+        examples_passed=int(totals.get("passed", 0)),
+        examples_total=int(totals.get("examples", 0)),
+        fuel_used=totals.get("fuel_used"),
+        memory_bytes=totals.get("memory_peak_bytes"),
+        duration_ms=totals.get("duration_ms"),
     )
 
 

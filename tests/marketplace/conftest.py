@@ -99,6 +99,7 @@ def make_package(
     summary: str = "Summarizes text",
     keywords: tuple[str, ...] = ("text",),
     padding: int = 0,
+    process: str = "def process(task):\n    return {'echo': task.get('text', '')}\n",
 ) -> bytes:
     """A valid package archive (manifest, one template, process.py, README)."""
     namespace, short = name.split("/")
@@ -122,7 +123,7 @@ def make_package(
     }
     (folder / "agent.json").write_text(json.dumps(manifest))
     (folder / "templates" / f"{short}.json").write_text(json.dumps(template))
-    body = "def process(task):\n    return {'echo': task.get('text', '')}\n"
+    body = process
     if padding:
         body += "# " + os.urandom(padding // 2).hex() + "\n"  # incompressible
     (folder / "process.py").write_text(body)

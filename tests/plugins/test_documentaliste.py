@@ -55,10 +55,6 @@ def line_of(text: str, needle: str, nth: int = 1) -> int:
     return hits[nth - 1]
 
 
-
-
-
-
 def test_markdown_headings_atx_and_setext_are_found_with_levels_and_lines() -> None:
     headings = summarize(RUNBOOK).headings
     assert [(h.level, h.text, h.line) for h in headings] == [
@@ -191,9 +187,7 @@ def test_hook_turns_bad_input_into_agent_input_error() -> None:
 
 
 @pytest.mark.sandbox
-def test_the_published_package_gives_the_native_result_in_the_sandbox(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_published_package_gives_the_native_result_in_the_sandbox() -> None:
     task = {"text": RUNBOOK, "max_sentences": 2}
     native = json.loads(json.dumps(process(task)))
-    assert run_in_sandbox("documentaliste", task, monkeypatch) == native
+    assert run_in_sandbox("documentaliste", task) == native

@@ -40,9 +40,6 @@ def total(values: Iterable[int], scale: "Decimal | None" = None) -> int:
 '''
 
 
-
-
-
 def function(source: str) -> ast.FunctionDef:
     node = ast.parse(textwrap.dedent(source)).body[0]
     assert isinstance(node, ast.FunctionDef)
@@ -207,9 +204,7 @@ def test_hook_answers_only_for_its_implementation_and_reads_config() -> None:
 
 
 @pytest.mark.sandbox
-def test_the_published_package_gives_the_native_result_in_the_sandbox(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_published_package_gives_the_native_result_in_the_sandbox() -> None:
     task = {"source": SAMPLE}
     native = json.loads(json.dumps(process(task)))
-    assert run_in_sandbox("genie_logiciel", task, monkeypatch) == native
+    assert run_in_sandbox("genie_logiciel", task) == native

@@ -158,9 +158,7 @@ def test_hook_uses_configured_requirements_and_reports_bad_input() -> None:
 
 
 @pytest.mark.sandbox
-def test_the_published_package_gives_the_native_result_in_the_sandbox(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_published_package_gives_the_native_result_in_the_sandbox() -> None:
     task = {"text": SPEC, "requirements": {"min_cores": 32, "min_ram_gb": 128}}
     native = json.loads(json.dumps(process(task)))
-    assert run_in_sandbox("hardware", task, monkeypatch) == native
+    assert run_in_sandbox("hardware", task) == native

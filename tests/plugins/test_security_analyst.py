@@ -196,9 +196,7 @@ def test_max_findings_caps_the_report_but_everything_is_still_masked() -> None:
 
 
 @pytest.mark.sandbox
-def test_the_published_package_gives_the_native_result_in_the_sandbox(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_published_package_gives_the_native_result_in_the_sandbox() -> None:
     task = {"text": LEAKY, "phones": True}
     native = json.loads(json.dumps(process(task)))
-    assert run_in_sandbox("security_analyst", task, monkeypatch) == native
+    assert run_in_sandbox("security_analyst", task) == native

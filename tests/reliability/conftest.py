@@ -15,9 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,20 +25,7 @@ from tests.marketplace.conftest import (  # noqa: F401 - fixtures re-exported fo
     live_server_factory,
 )
 
-CACHE = Path(__file__).resolve().parents[2] / ".pytest_cache" / "agentfactory"
 _FIGURES = pytest.StashKey[dict[str, str]]()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _sandbox_cache() -> Iterator[Path]:
-    """Share the compiled sandbox runner with the sandbox tests (and with servers we start)."""
-    previous = os.environ.get("AGENTFACTORY_CACHE")
-    os.environ["AGENTFACTORY_CACHE"] = str(CACHE)
-    yield CACHE
-    if previous is None:
-        os.environ.pop("AGENTFACTORY_CACHE", None)
-    else:
-        os.environ["AGENTFACTORY_CACHE"] = previous
 
 
 class Figures:

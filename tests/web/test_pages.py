@@ -98,6 +98,21 @@ def test_package_page_shows_everything_a_user_checks(
     assert "Works well" in html and "bob" in html
 
 
+def test_package_page_shows_what_the_sandbox_found_at_publish(
+    client: TestClient, seed: Seeder
+) -> None:
+    acme = seed.publisher("acme")
+    seed.package(acme, "acme/summarizer", "1.0.0")  # one example, run by the server's sandbox
+    seed.package(acme, "acme/quiet", "1.0.0", manifest={"examples": []})
+    vetted = client.get("/packages/acme/summarizer").text
+    assert '<dd class="vetting-passed">passed</dd>' in vetted
+    assert "<dd>1 of 1</dd>" in vetted
+    assert re.search(r"<dt>Fuel used</dt><dd>[\d,]+</dd>", vetted)
+    unvetted = client.get("/packages/acme/quiet").text
+    assert '<dd class="vetting-unvetted">unvetted</dd>' in unvetted
+    assert "declares no examples" in unvetted
+
+
 def test_reviews_paginate_and_show_publisher_replies(
     client: TestClient, seed: Seeder, registry: Registry
 ) -> None:

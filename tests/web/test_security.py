@@ -70,17 +70,3 @@ def test_the_session_secret_is_private_and_stable(tmp_path: Path) -> None:
     assert load_or_create_secret(tmp_path) == first and len(first) == 32
     mode = stat.S_IMODE((tmp_path / "web-session.key").stat().st_mode)
     assert mode == 0o600
-
-
-def test_vetting_reports_are_summarized_for_the_package_page() -> None:
-    from types import SimpleNamespace
-
-    from marketplace.web.views import vetting_view
-
-    report = {"passed": True, "results": [{"passed": True}, {"passed": True}],
-              "fuel_used": 123_456, "memory_peak_bytes": 2_097_152}
-    view = vetting_view(SimpleNamespace(vetting=report))  # type: ignore[arg-type]
-    assert view is not None
-    assert (view.passed, view.examples_passed, view.examples_total) == (True, 2, 2)
-    assert (view.fuel_used, view.memory_bytes) == (123_456, 2_097_152)
-    assert vetting_view(SimpleNamespace(vetting=None)) is None  # type: ignore[arg-type]
