@@ -18,6 +18,12 @@ SandboxPolicy = Literal["always", "high-risk", "never"]
 
 ENV_TEMPLATE_PATH = "AGENTFACTORY_TEMPLATE_PATH"
 ENV_ALLOWED_TOOLS = "AGENTFACTORY_ALLOWED_TOOLS"
+ENV_SANDBOX_POLICY = "AGENTFACTORY_SANDBOX_POLICY"
+ENV_TRUSTED_PUBLISHERS = "AGENTFACTORY_TRUSTED_PUBLISHERS"
+
+
+def _names(value: str) -> frozenset[str]:
+    return frozenset(n.strip() for n in value.split(",") if n.strip())
 
 
 @dataclass
@@ -31,10 +37,14 @@ class FactorySettings:
     hot_reload: bool = False
     allowed_tools: frozenset[str] = frozenset()
     sandbox_policy: SandboxPolicy = "always"
+    # Namespaces whose packages count as from a verified publisher under the "high-risk" policy
+    # (a valid signature proves who published, not that they deserve trust: the operator says so).
+    trusted_publishers: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.template_dirs = [Path(p).expanduser() for p in self.template_dirs]
         self.allowed_tools = frozenset(t.strip().lower() for t in self.allowed_tools)
+        self.trusted_publishers = frozenset(n.strip().lower() for n in self.trusted_publishers)
         if self.cache_size < 1:
             raise SettingsError("cache_size", self.cache_size, "must be at least 1")
         if not self.cache_ttl_s > 0:
@@ -47,7 +57,15 @@ class FactorySettings:
     @classmethod
     def from_env(cls) -> FactorySettings:
         """Settings from the environment: `AGENTFACTORY_TEMPLATE_PATH` (os.pathsep-separated
-        directories) and `AGENTFACTORY_ALLOWED_TOOLS` (comma-separated tool names)."""
-        dirs = [Path(p) for p in os.environ.get(ENV_TEMPLATE_PATH, "").split(os.pathsep) if p]
-        tools = {t for t in os.environ.get(ENV_ALLOWED_TOOLS, "").split(",") if t.strip()}
-        return cls(template_dirs=dirs, allowed_tools=frozenset(tools))
+        directories), `AGENTFACTORY_ALLOWED_TOOLS` (comma-separated tool names),
+        `AGENTFACTORY_SANDBOX_POLICY` (always, high-risk or never) and
+        `AGENTFACTORY_TRUSTED_PUBLISHERS` (comma-separated namespaces)."""
+        env = os.environ
+        dirs = [Path(p) for p in env.get(ENV_TEMPLATE_PATH, "").split(os.pathsep) if p]
+        policy = env.get(ENV_SANDBOX_POLICY, "always")
+        return cls(
+            template_dirs=dirs,
+            allowed_tools=_names(env.get(ENV_ALLOWED_TOOLS, "")),
+            sandbox_policy=policy,  # type: ignore[arg-type]  # checked in __post_init__
+            trusted_publishers=_names(env.get(ENV_TRUSTED_PUBLISHERS, "")),
+        )

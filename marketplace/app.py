@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI
@@ -43,9 +44,9 @@ def build_state(settings: ServerSettings, metrics: ServerMetrics | None = None) 
     settings.home.mkdir(parents=True, exist_ok=True)
     vetter = None
     if settings.vet_uploads:
-        from marketplace.vetting import sandbox_vetter
+        from marketplace.vetting import publish_vetter
 
-        vetter = sandbox_vetter()
+        vetter = publish_vetter()
     registry = Registry.open(settings.home, settings.database_url, vetter=vetter)
     return MarketState(
         settings=settings,
@@ -69,8 +70,12 @@ def build_factory(settings: ServerSettings) -> tuple[Any, Callable[[], None]]:
     from core.factory import AgentFactory
     from core.paths import agentfactory_home
 
-    factory_settings = FactorySettings(
-        template_dirs=list(settings.template_dirs), sandbox_policy=settings.sandbox_policy
+    # The operator's environment (allowed tools, trusted publishers), with the server's own
+    # choices on top.
+    factory_settings = replace(
+        FactorySettings.from_env(),
+        template_dirs=list(settings.template_dirs),
+        sandbox_policy=settings.sandbox_policy,
     )
     factory = AgentFactory(factory_settings)
     if agentfactory_home().resolve() != settings.home.resolve():

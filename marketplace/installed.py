@@ -14,14 +14,16 @@ Invariants:
 - a running factory learns about installs through `refresh_factory(factory)` (cheap, call it
   per request) or `watch_installed(factory)` (a watchdog observer on the home directory); both
   replace this plugin, through the factory's public API, by a view bound to the factory's
-  sandbox policy, which recomputes implementations and reloads plugin templates. The module's
-  own hooks (the entry point) use `$AGENTFACTORY_SANDBOX_POLICY`, default "always".
+  sandbox policy and trusted publishers, which recomputes implementations and reloads plugin
+  templates. The module's own hooks (the entry point) use `FactorySettings.from_env()`.
+- a package counts as from a verified publisher (for the "high-risk" policy) only when the
+  operator trusts its namespace; its signature, checked at install, proves who published it,
+  not that they deserve trust.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -35,6 +37,7 @@ from registry.names import normalize_name
 
 if TYPE_CHECKING:
     from core.agent import Agent
+    from core.config import FactorySettings
     from core.factory import AgentFactory
     from registry.archive import Package
 
@@ -67,9 +70,12 @@ def load_installed_package(home: Path, entry: LockEntry) -> Package:
 class InstalledAgents:
     """The installed agents of one home, reloaded when its lockfile changes. Thread-safe."""
 
-    def __init__(self, home: Path, policy: str = "always") -> None:
+    def __init__(
+        self, home: Path, policy: str = "always", trusted: frozenset[str] = frozenset()
+    ) -> None:
         self.home = home
         self.policy = policy
+        self.trusted = trusted
         self._lock = threading.Lock()
         self._stamp: Stamp = None
         self._loaded = False
@@ -117,9 +123,9 @@ class InstalledAgents:
 
         data = entry.vetting.report
         report = VettingReport.from_json(data) if data else None
-        # The publisher's key was verified and pinned at install time.
+        verified = package.manifest.namespace.lower() in self.trusted
         return SandboxedAgentPlugin(package, Sandbox(), self.policy, report,
-                                    publisher_verified=True)
+                                    publisher_verified=verified)
 
     # -- what the hooks answer -----------------------------------------------------------------
     def templates(self) -> list[Mapping[str, Any]]:
@@ -156,18 +162,24 @@ class InstalledAgents:
         return self.process(agent, task)
 
 
-_homes: dict[tuple[Path, str], InstalledAgents] = {}
+_homes: dict[tuple[Path, str, frozenset[str]], InstalledAgents] = {}
 _homes_lock = threading.Lock()
 
 
-def installed_agents(home: Path | None = None, policy: str | None = None) -> InstalledAgents:
-    """The shared view of `home` (default: `agentfactory_home()`) under `policy`."""
+def installed_agents(
+    home: Path | None = None, settings: FactorySettings | None = None
+) -> InstalledAgents:
+    """The shared view of `home` (default: `agentfactory_home()`) under the sandbox policy and
+    trusted publishers of `settings` (default: `FactorySettings.from_env()`)."""
+    from core.config import FactorySettings
+
     home = (home or agentfactory_home()).resolve()
-    policy = policy or os.environ.get("AGENTFACTORY_SANDBOX_POLICY", "always")
+    settings = settings or FactorySettings.from_env()
+    key = (home, settings.sandbox_policy, settings.trusted_publishers)
     with _homes_lock:
-        view = _homes.get((home, policy))
+        view = _homes.get(key)
         if view is None:
-            view = _homes[(home, policy)] = InstalledAgents(home, policy)
+            view = _homes[key] = InstalledAgents(home, *key[1:])
     return view
 
 
@@ -201,7 +213,7 @@ def refresh_factory(factory: AgentFactory) -> bool:
     stamp = _stamp(lock_path(home))
     if factory in _synced and _synced[factory] == stamp:
         return False
-    view = installed_agents(home, factory.settings.sandbox_policy)
+    view = installed_agents(home, factory.settings)
     view.refresh()
     if factory.plugin_manager.get_plugin(PLUGIN_NAME) is not None:
         factory.unregister_plugin(PLUGIN_NAME)

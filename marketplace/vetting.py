@@ -25,7 +25,7 @@ def outcome_of(report: VettingReport) -> VettingOutcome:
     return VettingOutcome(report.status.value, report.to_json(), failures)
 
 
-def sandbox_vetter(
+def publish_vetter(
     sandbox: Sandbox | None = None, limits: SandboxLimits | None = None
 ) -> Vetter:
     """A `Vetter` running each package's examples in `sandbox` (one shared by all threads)."""

@@ -85,6 +85,7 @@ class FakeRegistry:
         requires: dict[str, str] | None = None,
         *,
         examples_pass: bool = True,
+        process_extra: str = "",
     ) -> FakeRelease:
         slug = normalize_name(name).replace("/", "__")
         directory = self.workdir / f"{slug}-{version}-{sum(map(len, self.packages.values()))}"
@@ -96,6 +97,9 @@ class FakeRegistry:
         if not examples_pass:
             manifest["examples"][0]["expected"] = {"words": -1}
         manifest_path.write_text(json.dumps(manifest))
+        if process_extra:
+            with (directory / "process.py").open("a", encoding="utf-8") as source:
+                source.write(process_extra)
         data = build_archive(directory)
         package = read_archive(data)
         release = FakeRelease(
