@@ -18,10 +18,10 @@ Invariants:
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)?$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -50,13 +50,26 @@ class ModelSettings(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
+def check_version(value: str) -> str:
+    """`value` when it is a PEP 440 version; otherwise a ValueError pydantic reports."""
+    try:
+        Version(value)
+    except InvalidVersion:
+        raise ValueError(f"{value!r} is not a valid PEP 440 version") from None
+    return value
+
+
+VersionText = Annotated[str, AfterValidator(check_version)]
+"""A version kept as written (display form), validated as PEP 440 (templates, manifests)."""
+
+
 class AgentTemplate(BaseModel):
     """One agent template. See docs/templates.md for the format and the inheritance rules."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="Lowercase identifier; one '/' allowed for a namespace.")
-    version: str = Field(description="PEP 440 version of this template.")
+    version: VersionText = Field(description="PEP 440 version of this template.")
     description: str = ""
     role: str = ""
     capabilities: list[str] = Field(default_factory=list)
@@ -89,14 +102,6 @@ class AgentTemplate(BaseModel):
     def _valid_parent(cls, value: str | None) -> str | None:
         return None if value is None else check_name(value)
 
-    @field_validator("version")
-    @classmethod
-    def _valid_version(cls, value: str) -> str:
-        try:
-            Version(value)
-        except InvalidVersion:
-            raise ValueError(f"{value!r} is not a valid PEP 440 version") from None
-        return value
 
     @field_validator("remove")
     @classmethod

@@ -18,6 +18,7 @@ from packaging.version import InvalidVersion as _PackagingInvalidVersion
 from packaging.version import Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.template import VersionText
 from registry.errors import InvalidName, InvalidVersion, ManifestError
 from registry.names import split_name
 
@@ -53,7 +54,7 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    version: str
+    version: VersionText
     summary: str = Field(min_length=1, max_length=300)
     description: str = Field(default="", max_length=20_000)
     license: str = Field(min_length=1, max_length=100)
@@ -73,15 +74,6 @@ class Manifest(BaseModel):
             split_name(value)
         except InvalidName as exc:
             raise ValueError(exc.reason) from None
-        return value
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        try:
-            Version(value)
-        except _PackagingInvalidVersion:
-            raise ValueError(f"{value!r} is not a PEP 440 version") from None
         return value
 
     @field_validator("entry")
