@@ -36,10 +36,7 @@ class NativeAgent:
     def agentfactory_process(self, agent: Agent, task: dict[str, Any]) -> dict[str, Any] | None:
         if agent.implementation != self.name:
             return None
-        if not isinstance(task, dict):
-            kind = type(task).__name__
-            raise AgentInputError(f"{self.name}: a task must be a JSON object, not {kind}")
-        merged = dict(task)
+        merged = dict(task)  # `Agent.process` has checked that the task is a JSON object
         for key in self.options:
             if key not in merged and (value := agent.setting(key)) is not None:
                 merged[key] = value

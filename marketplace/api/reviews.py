@@ -7,12 +7,13 @@ responses, since the rating shown on the package page moves with each review.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from marketplace.api.deps import ReviewWriter, get_state
+from marketplace.api.deps import MarketState, ReviewWriter, get_state
 from marketplace.api.packages import MAX_PAGE, cached_json
 from marketplace.api.problems import WRITE_PROBLEMS
 from marketplace.api.schemas import FlagRequest, ReplyRequest, ReviewUpsert
@@ -78,11 +79,7 @@ async def reply(
     review_id: ReviewId, body: ReplyRequest, principal: ReviewWriter, request: Request
 ) -> ReviewPublic:
     state = get_state(request)
-    review: ReviewPublic = await run_in_threadpool(
-        state.registry.reply, principal, review_id, body.text
-    )
-    state.cache.invalidate(normalize_name(review.package))
-    return review
+    return await _changed_review(state, state.registry.reply, principal, review_id, body.text)
 
 
 @router.post(
@@ -92,8 +89,13 @@ async def flag(
     review_id: ReviewId, body: FlagRequest, principal: ReviewWriter, request: Request
 ) -> ReviewPublic:
     state = get_state(request)
-    review: ReviewPublic = await run_in_threadpool(
-        state.registry.flag, principal, review_id, body.reason
-    )
+    return await _changed_review(state, state.registry.flag, principal, review_id, body.reason)
+
+
+async def _changed_review(
+    state: MarketState, write: Callable[..., ReviewPublic], *args: Any
+) -> ReviewPublic:
+    """Run a registry write on a review in a worker thread, then drop its package's cache."""
+    review = await run_in_threadpool(write, *args)
     state.cache.invalidate(normalize_name(review.package))
     return review
