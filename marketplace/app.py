@@ -90,6 +90,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServerSettings = app.state.settings
     state = build_state(settings, app.state.metrics)
     try:
+        if settings.database_url is None:
+            # The embedded default: this process alone writes to the home, and nothing is being
+            # published yet, so blobs no release refers to are leftovers of a crash.
+            removed = state.registry.cleanup_blobs()
+            if removed:
+                log.info("removed %d orphan blob(s) left by an interrupted publish", len(removed))
         if settings.bootstrap:
             from marketplace.bootstrap import publish_builtins
 

@@ -82,6 +82,23 @@ def test_bootstrap_publishes_builtins_once(make_app: Any, tmp_path: Path) -> Non
     assert (home / "server" / "builtin.token").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_restart_removes_blobs_left_by_an_interrupted_publish(
+    make_app: Any, acme: Actor, tmp_path: Path
+) -> None:
+    from registry.blobs import LocalBlobStore
+
+    home = tmp_path / "home0"  # the `api` fixture's home, shared by `acme`
+    archive = make_package(tmp_path, "acme/summarizer", "1.0.0")
+    assert acme.publish(archive, "acme/summarizer", "1.0.0").status_code == 201
+    store = LocalBlobStore(home / "blobs")
+    orphan, _ = store.put(b"bytes of a publish killed before its row committed")
+    acme.client.__exit__(None, None, None)
+    restarted = make_app(home=home)
+    assert not store.exists(orphan)
+    download = restarted.get("/api/v1/packages/acme/summarizer/versions/1.0.0/download")
+    assert download.content == archive
+
+
 def test_token_bucket_refills_with_the_injected_clock() -> None:
     clock = FakeClock()
     limiter = TokenBucketLimiter(RateLimit(2, 0.5), "publish", clock)
