@@ -203,3 +203,29 @@ def test_console_script_help_and_errors(tmp_path: Path) -> None:
     assert down.returncode == 1
     assert down.stderr.startswith("error: cannot reach the marketplace at http://127.0.0.1:9")
     assert len(down.stderr.strip().splitlines()) == 1
+
+
+def test_a_rotated_key_is_accepted_only_through_its_signed_statement(
+    live_server: Any, tmp_path: Path
+) -> None:
+    alice, bob = (user(tmp_path, who, live_server) for who in ("alice", "bob"))
+    first = run_cli(alice, "keygen", "--json").ok().json()["key_id"]
+    run_cli(alice, "register", "alice", "--namespace", "alice").ok()
+    pkg = tmp_path / "word-count"
+    publish_scaffold(alice, pkg)
+    run_cli(bob, "install", PKG).ok()  # bob pins alice's first key
+
+    rotated = run_cli(alice, "keygen", "--rotate", "--json").ok().json()
+    assert rotated["rotated_from"] == first and rotated["key_id"] != first
+    set_version(pkg, "1.1.0")
+    run_cli(alice, "publish", str(pkg)).ok()
+    upgraded = run_cli(bob, "install", PKG, "--json").ok().json()["installed"]
+    assert [(e["version"], e["key_id"]) for e in upgraded] == [("1.1.0", rotated["key_id"])]
+
+    # A replacement key without a statement by a current key is refused by the registry.
+    run_cli(alice, "keygen", "--force").ok()
+    set_version(pkg, "1.2.0")
+    refused = run_cli(alice, "publish", str(pkg)).failed()
+    assert "needs a rotation statement signed by a current key" in refused.err
+    versions = run_cli(bob, "info", PKG, "--json").ok().json()["versions"]
+    assert "1.2.0" not in [v["version"] for v in versions]
