@@ -3,7 +3,7 @@
 from sandbox.errors import AgentRunError, SandboxError
 from sandbox.limits import SandboxLimits
 from sandbox.results import AgentSource, TaskResult, TaskStatus
-from sandbox.runtime import Sandbox
+from sandbox.runtime import Sandbox, run_counts
 
 __all__ = [
     "AgentRunError",
@@ -13,4 +13,5 @@ __all__ = [
     "SandboxLimits",
     "TaskResult",
     "TaskStatus",
+    "run_counts",
 ]

@@ -159,6 +159,33 @@ def _parse_outcome(text: str, fuel_used: int, duration_ms: float, limit: int) ->
     )
 
 
+class _RunCounts:
+    """Results of every sandbox run in this process, by status (for `/metrics`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def add(self, results: Iterable[TaskResult]) -> None:
+        with self._lock:
+            for result in results:
+                key = result.status.value
+                self._counts[key] = self._counts.get(key, 0) + 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+_run_counts = _RunCounts()
+
+
+def run_counts() -> dict[str, int]:
+    """How many tasks this process ran in the sandbox, by `TaskStatus` value ("ok", "timeout",
+    ...), whichever `Sandbox` ran them."""
+    return _run_counts.snapshot()
+
+
 class Sandbox:
     """Runs untrusted `process(task)` code in the WebAssembly runner.
 
@@ -213,6 +240,7 @@ class Sandbox:
         finally:
             if current is not None:
                 current.close()
+            _run_counts.add(results)
         return results
 
     def run_one(

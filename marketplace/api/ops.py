@@ -8,6 +8,7 @@ scrape time (see `marketplace.metrics`); nothing here mutates state.
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -59,7 +60,7 @@ def factory_snapshot(state: MarketState) -> FactorySnapshot:
         return FactorySnapshot()
     stats = factory.stats()
     templates = stats.templates
-    runs, failures = _sandbox_counts(factory)
+    runs, failures = _sandbox_counts()
     return FactorySnapshot(
         templates_loaded=templates.templates_loaded,
         cache_hits=templates.cache_hits,
@@ -70,19 +71,13 @@ def factory_snapshot(state: MarketState) -> FactorySnapshot:
     )
 
 
-def _sandbox_counts(factory: Any) -> tuple[int, dict[str, int]]:
-    """Sum the counters of the sandboxed-agent plugins registered with the factory, if any."""
-    runs = 0
-    failures: dict[str, int] = {}
-    for _, plugin in factory.plugin_manager.list_name_plugin():
-        counters = getattr(plugin, "sandbox_counters", None)
-        if counters is None:
-            continue
-        plugin_runs, plugin_failures = counters()
-        runs += plugin_runs
-        for kind, n in plugin_failures.items():
-            failures[kind] = failures.get(kind, 0) + n
-    return runs, failures
+def _sandbox_counts() -> tuple[int, dict[str, int]]:
+    """Tasks this server ran in the sandbox (vetting uploads, installed agents), and the
+    failures among them by kind. Read without importing the sandbox if it never ran."""
+    runtime = sys.modules.get("sandbox.runtime")
+    counts: dict[str, int] = runtime.run_counts() if runtime is not None else {}
+    failures = {kind: n for kind, n in counts.items() if kind != "ok"}
+    return sum(counts.values()), failures
 
 
 def _ping(state: MarketState) -> None:

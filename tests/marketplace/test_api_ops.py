@@ -54,6 +54,24 @@ def test_metrics_count_publishes_downloads_installs(api: Any, acme: Actor, tmp_p
     assert figures["templates_loaded"] >= 1
 
 
+def test_metrics_count_sandbox_runs_and_failures_by_kind(
+    api: Any, acme: Actor, tmp_path: Path
+) -> None:
+    def sandbox_figures() -> tuple[int, int]:
+        figures = api.get("/api/v1/metrics/agent_factory").json()
+        return figures["sandbox_runs"], figures["sandbox_failures"].get("agent_error", 0)
+
+    runs, errors = sandbox_figures()
+    good = make_package(tmp_path, "acme/summarizer")
+    assert acme.publish(good, "acme/summarizer", "1.0.0").status_code == 201
+    crashing = "def process(task):\n    raise KeyError('text')\n"
+    bad = make_package(tmp_path, "acme/crasher", process=crashing)
+    assert acme.publish(bad, "acme/crasher", "1.0.0").json()["code"] == "VettingFailed"
+    assert sandbox_figures() == (runs + 2, errors + 1)
+    exposition = api.get("/metrics").text.splitlines()
+    assert f'agentfactory_sandbox_failures_total{{kind="agent_error"}} {errors + 1}' in exposition
+
+
 def test_unknown_route_and_unexpected_error_are_problems(make_app: Any) -> None:
     client = make_app(raise_server_exceptions=False)
 
