@@ -34,6 +34,13 @@ def serve(host: str | None, port: int | None, home: Path | None, log_level: str)
     settings = ServerSettings.from_env(host=host, port=port, home=home)
     # One home for the whole process: the installed-agents plugin reads it from the environment.
     os.environ["AGENTFACTORY_HOME"] = str(settings.home)
+    if settings.vet_uploads:
+        # Uploads (and, on a new home, the built-in agents) are vetted in the sandbox: build its
+        # runner now, with progress, rather than silently inside the first publish.
+        from sandbox import Sandbox
+        from sandbox.cli import show_progress
+
+        Sandbox(progress=show_progress).ensure_ready()
     app = create_app(settings)
     click.echo(f"Agent Factory marketplace on {settings.url}  (data: {settings.home})")
     click.echo(f"API docs: {settings.url}/api/v1/docs")

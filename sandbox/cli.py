@@ -16,7 +16,8 @@ import click
 from sandbox.errors import InvalidAgentSource, SandboxError
 
 
-def _progress(line: str) -> None:
+def show_progress(line: str) -> None:
+    """Print one build step on stderr (stdout stays clean for --json)."""
     click.secho(line, err=True, fg="cyan")
 
 
@@ -33,7 +34,7 @@ def build(force: bool) -> None:
 
     started = time.perf_counter()
     engine = builder.make_engine()
-    builder.load_or_build(engine, _progress, force=force)
+    builder.load_or_build(engine, show_progress, force=force)
     removed = builder.clear_stale()
     elapsed = time.perf_counter() - started
     click.echo(f"runner ready: {builder.artifact_path()} ({elapsed:.2f} s)")
@@ -88,7 +89,7 @@ def run(
     if timeout_s is not None:
         limits = replace(limits, timeout_s=timeout_s)
     source = AgentSource({file.name: file.read_text(encoding="utf-8")}, f"{file.name}:{entry}")
-    results = Sandbox(limits, progress=_progress).run(source, tasks, reuse_instance=reuse)
+    results = Sandbox(limits, progress=show_progress).run(source, tasks, reuse_instance=reuse)
     values = []
     for result in results:
         if result.stdout:
@@ -111,7 +112,7 @@ def vet(package_file: Path, as_json: bool) -> None:
     from sandbox.vetting import vet as vet_package
 
     package = read_archive(package_file.read_bytes())
-    report = vet_package(package, Sandbox(progress=_progress))
+    report = vet_package(package, Sandbox(progress=show_progress))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
