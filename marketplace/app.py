@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from marketplace.api import api_router, health_router
 from marketplace.api.cache import ResponseCache
 from marketplace.api.deps import MarketState
+from marketplace.api.fastpath import CachedDetailMiddleware
 from marketplace.api.middleware import BodyLimitMiddleware, LatencyMiddleware
 from marketplace.api.problems import READ_PROBLEMS, install_problem_handlers
 from marketplace.metrics import ServerMetrics
@@ -132,6 +133,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router, prefix=API_PREFIX, responses=READ_PROBLEMS)
+    # Innermost of the middlewares, so the outer ones (metrics, caps, headers) see its answers.
+    app.add_middleware(CachedDetailMiddleware)
     mount_web(app)  # after the problem handlers: it replaces the 404 page for browsers only
     app.add_middleware(
         BodyLimitMiddleware,
