@@ -56,6 +56,7 @@ def build_state(settings: ServerSettings, metrics: ServerMetrics | None = None) 
         cache=ResponseCache(settings.detail_cache_size, settings.cache_ttl_s, settings.clock),
         publish_limiter=TokenBucketLimiter(settings.publish_rate, "publish", settings.clock),
         review_limiter=TokenBucketLimiter(settings.review_rate, "review", settings.clock),
+        register_limiter=TokenBucketLimiter(settings.register_rate, "register", settings.clock),
     )
 
 

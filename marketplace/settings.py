@@ -63,6 +63,8 @@ class ServerSettings:
     max_json_bytes: int = 256 * 1024
     publish_rate: RateLimit = field(default_factory=lambda: RateLimit(30, 30 / 60))
     review_rate: RateLimit = field(default_factory=lambda: RateLimit(20, 20 / 60))
+    # Registration needs no token, so it is limited per client address: no mass sign-ups.
+    register_rate: RateLimit = field(default_factory=lambda: RateLimit(20, 20 / 3600))
     sandbox_policy: SandboxPolicy = "always"
     template_dirs: list[Path] = field(default_factory=list)
     # Publish the built-in agents under `builtin/` on start (idempotent).
@@ -103,6 +105,8 @@ class ServerSettings:
             values["publish_rate"] = RateLimit.parse(env["AGENTFACTORY_PUBLISH_RATE"])
         if env.get("AGENTFACTORY_REVIEW_RATE"):
             values["review_rate"] = RateLimit.parse(env["AGENTFACTORY_REVIEW_RATE"])
+        if env.get("AGENTFACTORY_REGISTER_RATE"):
+            values["register_rate"] = RateLimit.parse(env["AGENTFACTORY_REGISTER_RATE"])
         if env.get("AGENTFACTORY_SANDBOX_POLICY"):
             values["sandbox_policy"] = env["AGENTFACTORY_SANDBOX_POLICY"]
         for name, key in (("bootstrap", "BOOTSTRAP"), ("vet_uploads", "VET_UPLOADS")):

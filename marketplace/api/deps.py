@@ -33,6 +33,7 @@ class MarketState:
     cache: ResponseCache
     publish_limiter: TokenBucketLimiter
     review_limiter: TokenBucketLimiter
+    register_limiter: TokenBucketLimiter
     factory: Any = None  # core.factory.AgentFactory once started; read only for /metrics
 
 

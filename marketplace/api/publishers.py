@@ -1,7 +1,8 @@
 """Publishers and API tokens.
 
-Registration is open (anyone may create a publisher and claim a free namespace); it answers the
-plaintext token exactly once, the registry keeping only its hash. Token management needs a valid
+Registration is open (anyone may create a publisher and claim a free namespace), limited per
+client address so that names cannot be squatted in bulk; it answers the plaintext token exactly
+once, the registry keeping only its hash. Token management needs a valid
 token of the same publisher.
 """
 
@@ -24,10 +25,12 @@ router = APIRouter(tags=["publishers"])
 
 @router.post(
     "/publishers", status_code=201, response_model=Registration,
-    responses=problem_responses(409, 413),
+    responses=problem_responses(409, 413, 429),
 )
 def register(body: PublisherCreate, request: Request) -> Registration:
-    publisher, token = get_state(request).registry.register_publisher(
+    state = get_state(request)
+    state.register_limiter.acquire(request.client.host if request.client else "unknown")
+    publisher, token = state.registry.register_publisher(
         body.name, body.namespace, email=body.email
     )
     return Registration(publisher=publisher, token=token)

@@ -70,6 +70,7 @@ def make_app(tmp_path: Path, clock: FakeClock) -> Iterator[Callable[..., Any]]:
             "bootstrap": False,
             "publish_rate": RateLimit(1000, 1000.0),
             "review_rate": RateLimit(1000, 1000.0),
+            "register_rate": RateLimit(1000, 1000.0),
             "clock": clock,
         }
         values.update(overrides)
@@ -208,7 +209,10 @@ def start_server(
 ) -> tuple[LiveServer, subprocess.Popen[bytes]]:
     """Start `agentfactory serve` on a free port; return once /healthz answers 200."""
     port = _free_port()
-    child_env = {**os.environ, "AGENTFACTORY_HOME": str(home), **(env or {})}
+    # Test clients all register from 127.0.0.1: the per-address sign-up limit is off unless a
+    # test sets it (it is tested with an injected clock in test_api_accounts.py).
+    child_env = {**os.environ, "AGENTFACTORY_HOME": str(home), "AGENTFACTORY_REGISTER_RATE": "0",
+                 **(env or {})}
     log = open(home.parent / f"server-{port}.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
         [sys.executable, "-c", "from core.cli import main; main()", "serve",

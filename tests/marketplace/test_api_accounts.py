@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.signing import SigningKey
-from tests.marketplace.conftest import Actor, make_package, register
+from tests.marketplace.conftest import Actor, FakeClock, make_package, register
 
 
 def b64(data: bytes) -> str:
@@ -28,6 +28,20 @@ def test_register_returns_a_working_token_once(api: Any) -> None:
     assert created.status_code == 201 and created.json()["scopes"] == ["review"]
     assert api.get("/api/v1/publishers/acme").json()["name"] == "acme"
     assert api.get("/api/v1/publishers/nobody").status_code == 404
+
+
+def test_sign_ups_are_limited_per_client_address(make_app: Any, clock: FakeClock) -> None:
+    from marketplace.settings import RateLimit
+
+    api = make_app(register_rate=RateLimit(2, 2 / 3600))  # two an hour
+    assert [api.post("/api/v1/publishers", json={"name": f"user{i}"}).status_code
+            for i in range(2)] == [201, 201]
+    refused = api.post("/api/v1/publishers", json={"name": "squatter"})
+    assert refused.status_code == 429 and refused.json()["code"] == "RateLimited"
+    assert int(refused.headers["retry-after"]) > 0
+    assert api.get("/api/v1/publishers/squatter").status_code == 404
+    clock.advance(1800)  # half an hour: one sign-up earned back
+    assert api.post("/api/v1/publishers", json={"name": "patient"}).status_code == 201
 
 
 def test_duplicate_and_reserved_names(api: Any) -> None:
