@@ -73,16 +73,7 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, key: KeyPublic) -> KeyOut:
-        return cls(
-            key_id=key.key_id,
-            publisher=key.publisher,
-            public_key=key.public_key,
-            created_at=key.created_at,
-            revoked=key.revoked,
-            revoked_at=key.revoked_at,
-            signed_by=key.signed_by,
-            rotation_signature=key.rotation_signature,
-        )
+        return cls.model_validate(key, from_attributes=True)  # `revoked` is KeyPublic's property
 
 
 class YankRequest(_Body):
