@@ -108,9 +108,8 @@ class Installer:
             lock, pins = read_lock(self.home), read_pins(self.home)
             installed = {k: (e.version, e.requires) for k, e in lock.agents.items()}
             plans = Resolver(self.client.versions, installed).resolve(root)
-            staged: list[_Staged] = []
             unchanged: list[LockEntry] = []
-            try:
+            with _staging() as staged:
                 for plan in plans:
                     current = lock.agents.get(plan.key)
                     if (
@@ -125,9 +124,6 @@ class Installer:
                         continue
                     staged.append(self._fetch(plan, pins))
                 self._commit(lock, pins, staged)
-            finally:
-                for item in staged:
-                    shutil.rmtree(item.staging, ignore_errors=True)
             if not staged and unchanged:
                 write_lock(self.home, lock)  # only the "requested" flag may have changed
         return InstallResult([s.entry for s in staged], unchanged)
@@ -137,9 +133,8 @@ class Installer:
         with self._locked():
             lock, pins = read_lock(self.home), read_pins(self.home)
             keys = [normalize_name(n) for n in names] or list(lock.agents)
-            staged: list[_Staged] = []
             unchanged: list[LockEntry] = []
-            try:
+            with _staging() as staged:
                 for key in keys:
                     entry = lock.agents.get(key)
                     if entry is None:
@@ -150,9 +145,6 @@ class Installer:
                         continue
                     staged.append(self._fetch_locked(entry, pins))
                 self._commit(lock, pins, staged)
-            finally:
-                for item in staged:
-                    shutil.rmtree(item.staging, ignore_errors=True)
         return InstallResult([s.entry for s in staged], unchanged)
 
     def uninstall(self, name: str) -> list[LockEntry]:
@@ -327,6 +319,19 @@ def uninstall(home: Path, name: str) -> list[LockEntry]:
 
 def installed(home: Path) -> list[LockEntry]:
     return sorted(read_lock(home).agents.values(), key=lambda e: e.name)
+
+
+
+@contextmanager
+def _staging() -> Iterator[list[_Staged]]:
+    """The packages staged by one operation; their staging directories are removed afterwards,
+    whether `_commit` moved their contents into place or something failed first."""
+    staged: list[_Staged] = []
+    try:
+        yield staged
+    finally:
+        for item in staged:
+            shutil.rmtree(item.staging, ignore_errors=True)
 
 
 @contextmanager
