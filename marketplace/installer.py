@@ -48,7 +48,7 @@ from marketplace.lockfile import (
     write_lock,
     write_pins,
 )
-from marketplace.records import publisher_of
+from marketplace.records import Download, publisher_of
 from marketplace.resolver import Plan, Resolver, parse_requirement
 from registry.archive import Package, extract_package, read_archive
 from registry.names import normalize_name
@@ -154,18 +154,21 @@ class Installer:
         return installed(self.home)
 
     # -- steps ---------------------------------------------------------------------------------
-    def _fetch(self, plan: Plan, pins: PinStore) -> _Staged:
-        release = plan.release
-        label = f"{plan.name} {release.version}"
+    def _download(self, name: str, version: str, digest: str) -> Download:
+        """The release's bytes (size-capped, hashed while streaming), refused unless their sha256
+        is `digest`."""
+        label = f"{name} {version}"
         download = self.client.download(
-            plan.name,
-            release.version,
-            max_bytes=self.max_download,
-            install=True,
+            name, version, max_bytes=self.max_download, install=True,
             progress=self.progress(label),
         )
-        if download.sha256 != release.digest.lower():
-            raise DigestMismatch(label, release.digest, download.sha256)
+        if download.sha256 != digest.lower():
+            raise DigestMismatch(label, digest, download.sha256)
+        return download
+
+    def _fetch(self, plan: Plan, pins: PinStore) -> _Staged:
+        release = plan.release
+        download = self._download(plan.name, release.version, release.digest)
         signature = release.signature or download.signature or ""
         publisher = publisher_of(self.client.package(plan.name).publisher)
         pin = trusted_key(self.client, publisher, release.key_id, pins)
@@ -195,16 +198,7 @@ class Installer:
         return _Staged(entry, self._stage(download.data))
 
     def _fetch_locked(self, entry: LockEntry, pins: PinStore) -> _Staged:
-        label = f"{entry.name} {entry.version}"
-        download = self.client.download(
-            entry.name,
-            entry.version,
-            max_bytes=self.max_download,
-            install=True,
-            progress=self.progress(label),
-        )
-        if download.sha256 != entry.digest:
-            raise DigestMismatch(label, entry.digest, download.sha256)
+        download = self._download(entry.name, entry.version, entry.digest)
         public = b64decode(entry.public_key, "the locked public key", entry.name)
         if key_id_for(public) != entry.key_id:
             raise UntrustedPackage(entry.name, "the lockfile's public key does not match its id")
