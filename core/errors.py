@@ -25,14 +25,19 @@ class TemplateNotFound(TemplateError):
         super().__init__(f"template {name!r} not found{where}")
 
 
+def describe_field_errors(source: str, errors: list[tuple[str, str]]) -> str:
+    """`source: path: message; ...`, the one-line form of a document's field errors."""
+    detail = "; ".join(f"{path}: {msg}" if path else msg for path, msg in errors)
+    return f"{source}: {detail}"
+
+
 class TemplateValidationError(TemplateError):
     """The document is not a valid template. `errors` holds `(field_path, message)` pairs."""
 
     def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
         self.source = source
         self.errors = errors
-        detail = "; ".join(f"{path}: {msg}" if path else msg for path, msg in errors)
-        super().__init__(f"{source}: {detail}")
+        super().__init__(describe_field_errors(source, errors))
 
 
 class InheritanceCycle(TemplateError):

@@ -7,7 +7,7 @@ without parsing messages. `str(err)` is always one complete line.
 
 from __future__ import annotations
 
-from core.errors import AgentFactoryError
+from core.errors import AgentFactoryError, describe_field_errors
 
 
 class RegistryError(AgentFactoryError):
@@ -20,8 +20,7 @@ class ManifestError(RegistryError):
     def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
         self.source = source
         self.errors = errors
-        detail = "; ".join(f"{path}: {msg}" if path else msg for path, msg in errors)
-        super().__init__(f"{source}: {detail}")
+        super().__init__(describe_field_errors(source, errors))
 
 
 class ArchiveError(RegistryError):
