@@ -149,7 +149,7 @@ def start_marketplace(home: Path) -> tuple[str, subprocess.Popen[bytes]]:
         [
             sys.executable,
             "-c",
-            "from core.cli import main; main()",
+            "from cli.main import main; main()",
             "serve",
             "--host",
             "127.0.0.1",

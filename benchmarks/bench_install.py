@@ -5,7 +5,7 @@
     python benchmarks/run.py cli       # cli.help_ms
 
 `install.e2e_ms`: a ~20 KB agent published on a real server (`agentfactory serve` under uvicorn
-on 127.0.0.1), installed into a fresh home each round by `marketplace.installer.Installer`:
+on 127.0.0.1), installed into a fresh home each round by `marketplace.client.installer.Installer`:
 resolve, download, sha256, key pinning, signature, vetting of its examples in the sandbox (warm:
 the compiled runner is cached and loaded in this process), atomic unpack, lockfile. Median of
 rounds. `install.cli_ms` is the same through `agentfactory install` as a subprocess (Python
@@ -73,8 +73,8 @@ def _start_server(home: Path) -> tuple[str, subprocess.Popen[bytes]]:
 
 
 def _publish_20kb(url: str, work: Path) -> tuple[str, int]:
-    from marketplace.client import MarketplaceClient
-    from marketplace.scaffold import scaffold
+    from marketplace.client.http import MarketplaceClient
+    from marketplace.client.scaffold import scaffold
     from registry.archive import build_archive
     from registry.signing import SigningKey
 
@@ -96,8 +96,8 @@ def _publish_20kb(url: str, work: Path) -> tuple[str, int]:
 
 
 def bench_install() -> None:
-    from marketplace.client import MarketplaceClient
-    from marketplace.installer import Installer, sandbox_vetter
+    from marketplace.client.http import MarketplaceClient
+    from marketplace.client.installer import Installer, sandbox_vetter
     from sandbox import Sandbox
 
     with tempfile.TemporaryDirectory(prefix="af-bench-install-") as tmp:

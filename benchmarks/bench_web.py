@@ -22,8 +22,8 @@ from pathlib import Path
 
 from _util import emit, percentile
 
-from marketplace.app import create_app
-from marketplace.settings import ServerSettings
+from marketplace.server.app import create_app
+from marketplace.server.settings import ServerSettings
 from registry.archive import build_files
 from registry.service import Registry
 from registry.signing import SigningKey

@@ -1,12 +1,16 @@
 """Errors of the agent factory.
 
 `AgentFactoryError` is the root of every error the project raises on purpose; each subsystem
-(`registry.errors`, `sandbox.errors`, `marketplace.errors`) derives its own small hierarchy from it.
-The CLI prints any of them as one line and exits non-zero; the API turns them into problem details.
-Every error carries the offending value as an attribute, not only in its message.
+(`registry.errors`, `sandbox.errors`, `marketplace.client.errors`) derives its own small
+hierarchy from it. The CLI prints any of them as one line and exits non-zero; the API turns them
+into problem details. Every error carries the offending value as an attribute, not only in its
+message.
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 
 class AgentFactoryError(Exception):
@@ -90,3 +94,11 @@ class SettingsError(AgentFactoryError):
         self.field = field
         self.value = value
         super().__init__(f"invalid setting {field}={value!r}: {reason}")
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`"; did you mean 'x'?"` for the closest of `candidates` to `name`, or an empty string."""
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"

@@ -1,4 +1,4 @@
-"""`agentfactory templates ...` and `agentfactory run ...`, through `core.cli:main`."""
+"""`agentfactory templates ...` and `agentfactory run ...`, through `cli.main:main`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
+from cli.main import main
 from core.config import ENV_TEMPLATE_PATH
 from tests.core.conftest import template_doc, write_template
 
@@ -152,7 +152,7 @@ def test_run_errors_are_one_line(
 
 
 def test_real_process_reads_stdin_and_never_shows_a_traceback(template_dir: Path) -> None:
-    cmd = [sys.executable, "-c", "from core.cli import main; main()"]
+    cmd = [sys.executable, "-c", "from cli.main import main; main()"]
     ok = subprocess.run(
         [*cmd, "run", "base_agent", "--input", "-"],
         input="Hi there",

@@ -1,6 +1,6 @@
 """Run the `agentfactory` console entry point in-process, the way a user's shell would.
 
-`core.cli.main` is called (not the click group), so errors go through the same one-line,
+`cli.main.main` is called (not the click group), so errors go through the same one-line,
 non-zero-exit path a user sees; stdout and stderr are captured separately.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from core.cli import main
+from cli.main import main
 
 
 @dataclass(frozen=True)

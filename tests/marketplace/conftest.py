@@ -59,8 +59,8 @@ def clock() -> FakeClock:
 def make_app(tmp_path: Path, clock: FakeClock) -> Iterator[Callable[..., Any]]:
     from fastapi.testclient import TestClient
 
-    from marketplace.app import create_app
-    from marketplace.settings import RateLimit, ServerSettings
+    from marketplace.server.app import create_app
+    from marketplace.server.settings import RateLimit, ServerSettings
 
     clients: list[Any] = []
 
@@ -215,7 +215,7 @@ def start_server(
                  **(env or {})}
     log = open(home.parent / f"server-{port}.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from core.cli import main; main()", "serve",
+        [sys.executable, "-c", "from cli.main import main; main()", "serve",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env=child_env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

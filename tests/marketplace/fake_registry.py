@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from marketplace.client import MarketplaceClient
-from marketplace.scaffold import scaffold, set_version
+from marketplace.client.http import MarketplaceClient
+from marketplace.client.scaffold import scaffold, set_version
 from registry.archive import build_archive, read_archive
 from registry.names import normalize_name
 from registry.signing import SigningKey

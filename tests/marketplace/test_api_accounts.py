@@ -31,7 +31,7 @@ def test_register_returns_a_working_token_once(api: Any) -> None:
 
 
 def test_sign_ups_are_limited_per_client_address(make_app: Any, clock: FakeClock) -> None:
-    from marketplace.settings import RateLimit
+    from marketplace.server.settings import RateLimit
 
     api = make_app(register_rate=RateLimit(2, 2 / 3600))  # two an hour
     assert [api.post("/api/v1/publishers", json={"name": f"user{i}"}).status_code

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from marketplace.api.cache import ResponseCache
-from marketplace.metrics import FactorySnapshot, ServerMetrics
-from marketplace.ratelimit import RateLimited, TokenBucketLimiter
-from marketplace.settings import RateLimit, ServerSettings
+from marketplace.server.api.cache import ResponseCache
+from marketplace.server.metrics import FactorySnapshot, ServerMetrics
+from marketplace.server.ratelimit import RateLimited, TokenBucketLimiter
+from marketplace.server.settings import RateLimit, ServerSettings
 from tests.marketplace.conftest import Actor, FakeClock, make_package
 
 

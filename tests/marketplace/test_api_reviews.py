@@ -75,7 +75,7 @@ def test_delete_own_review(api: Any, published: Actor) -> None:
 def test_review_writes_are_rate_limited_per_token(
     make_app: Any, clock: Any, tmp_path: Path
 ) -> None:
-    from marketplace.settings import RateLimit
+    from marketplace.server.settings import RateLimit
 
     api = make_app(review_rate=RateLimit(2, 1 / 30))
     acme = register(api, "acme")

@@ -78,8 +78,9 @@ def test_local_install_state_commands(env: dict[str, str]) -> None:
 
 def test_client_commands_never_import_the_server_stack() -> None:
     code = (
-        "import sys, core.cli, marketplace.cli, marketplace.installer, marketplace.installed\n"
-        "from core.cli import cli\n"
+        "import sys, cli.main, cli.market, cli.publish\n"
+        "import marketplace.client.installer, marketplace.client.installed\n"
+        "from cli.main import cli\n"
         "for name in ('search', 'install', 'publish', 'rate'): cli.get_command(None, name)\n"
         "bad = [m for m in ('fastapi', 'sqlmodel', 'uvicorn', 'sqlalchemy', 'registry.service')"
         " if m in sys.modules]\n"

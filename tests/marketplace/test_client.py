@@ -9,15 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from marketplace.client import AsyncMarketplaceClient, MarketplaceClient
-from marketplace.config import load_config, update_config_file
-from marketplace.errors import (
+from marketplace.client.config import load_config, update_config_file
+from marketplace.client.errors import (
     ApiError,
     ConfigError,
     ConnectionFailed,
     DownloadTooLarge,
     NotLoggedIn,
 )
+from marketplace.client.http import AsyncMarketplaceClient, MarketplaceClient
 
 
 def client_with(handler: object, token: str | None = None) -> MarketplaceClient:

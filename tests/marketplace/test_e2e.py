@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from marketplace.client import MarketplaceClient
-from marketplace.errors import DigestMismatch
-from marketplace.installer import Installer, sandbox_vetter
-from marketplace.scaffold import set_version
+from marketplace.client.errors import DigestMismatch
+from marketplace.client.http import MarketplaceClient
+from marketplace.client.installer import Installer, sandbox_vetter
+from marketplace.client.scaffold import set_version
 from tests.marketplace.cli_runner import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
@@ -66,7 +66,7 @@ def test_publish_install_run_review_upgrade_yank(live_server: Any, tmp_path: Pat
     # A factory living in bob's process before the install sees the agent after it.
     monkeypatch.setenv("AGENTFACTORY_HOME", bob["AGENTFACTORY_HOME"])
     from core.factory import AgentFactory
-    from marketplace.installed import refresh_factory
+    from marketplace.client.installed import refresh_factory
 
     factory = AgentFactory()
     refresh_factory(factory)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from marketplace.errors import (
+from marketplace.client.errors import (
     DigestMismatch,
     DownloadTooLarge,
     InvalidRequirement,
@@ -22,8 +22,8 @@ from marketplace.errors import (
     StillRequired,
     VettingFailed,
 )
-from marketplace.installer import Installer, install_dir
-from marketplace.lockfile import VettingSummary, read_lock, read_pins
+from marketplace.client.installer import Installer, install_dir
+from marketplace.client.lockfile import VettingSummary, read_lock, read_pins
 from registry.archive import Package
 from registry.errors import NoMatchingRelease
 from registry.signing import SigningKey

@@ -9,8 +9,8 @@ import pytest
 
 from core.config import FactorySettings
 from core.factory import AgentFactory
-from marketplace.installed import refresh_factory
-from marketplace.installer import Installer, sandbox_vetter
+from marketplace.client.installed import refresh_factory
+from marketplace.client.installer import Installer, sandbox_vetter
 from registry.signing import SigningKey
 from sandbox.errors import AgentFailed
 from tests.marketplace.fake_registry import FakeRegistry

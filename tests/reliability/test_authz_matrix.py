@@ -87,8 +87,8 @@ def _publish_request(world: World, version: str) -> Request:
 def make_world(tmp_path: Path) -> Iterator[Callable[[], World]]:
     from fastapi.testclient import TestClient
 
-    from marketplace.app import create_app
-    from marketplace.settings import RateLimit, ServerSettings
+    from marketplace.server.app import create_app
+    from marketplace.server.settings import RateLimit, ServerSettings
 
     clients: list[Any] = []
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from marketplace.client import MarketplaceClient
-from marketplace.installer import Installer
-from marketplace.lockfile import VettingSummary
+from marketplace.client.http import MarketplaceClient
+from marketplace.client.installer import Installer
+from marketplace.client.lockfile import VettingSummary
 from registry.archive import Package
 from registry.signing import SigningKey
 from tests.marketplace.conftest import LiveServer

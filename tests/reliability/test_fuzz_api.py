@@ -62,8 +62,8 @@ class Target:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    from marketplace.app import create_app
-    from marketplace.settings import RateLimit, ServerSettings
+    from marketplace.server.app import create_app
+    from marketplace.server.settings import RateLimit, ServerSettings
 
     home: Path = tmp_path_factory.mktemp("fuzz-home")
     settings_ = ServerSettings(

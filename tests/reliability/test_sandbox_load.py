@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from marketplace.client import MarketplaceClient
-from marketplace.installer import Installer, sandbox_vetter
+from marketplace.client.http import MarketplaceClient
+from marketplace.client.installer import Installer, sandbox_vetter
 from registry.archive import pack_files
 from registry.signing import SigningKey
 from sandbox import errors as sbx

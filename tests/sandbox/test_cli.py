@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
+from cli.main import main
 from registry.archive import pack_files
 from tests.sandbox.factories import make_package
 

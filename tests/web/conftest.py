@@ -1,7 +1,7 @@
 """Fixtures of the web-page tests.
 
-- `web_app` is the real marketplace app (`marketplace.app.create_app`) over a temp home, with the
-  web pages mounted (by `create_app` itself once it does, else here); `client` is a started
+- `web_app` is the real marketplace app (`marketplace.server.app.create_app`) over a temp home,
+  with the web pages mounted (by `create_app` itself once it does, else here); `client` is a started
   `TestClient` over it and `registry` the app's own registry, used to seed data directly.
 - `seed` creates publishers, packages, releases and reviews through the registry library.
 - `sign_in(client, token)` signs in through the real login form (CSRF token and all).
@@ -23,8 +23,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from marketplace.app import create_app
-from marketplace.settings import RateLimit, ServerSettings
+from marketplace.server.app import create_app
+from marketplace.server.settings import RateLimit, ServerSettings
 from registry.service import Registry
 from tests.registry.factories import TestPublisher, make_archive, make_publisher, sign
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from marketplace.web.security import SESSION_COOKIE
+from marketplace.server.web.security import SESSION_COOKIE
 from registry.service import Registry
 from tests.web.conftest import Seeder, csrf_of, sign_in
 

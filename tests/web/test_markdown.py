@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.web.markdown import render_markdown
+from marketplace.server.web.markdown import render_markdown
 
 
 def test_headings_are_shifted_below_the_page_outline() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from marketplace.web.security import (
+from marketplace.server.web.security import (
     CONTENT_SECURITY_POLICY,
     Session,
     SessionSigner,

@@ -1,0 +1,1 @@
+"""The `agentfactory` command line, assembled in one package (entry point: `cli.main:main`)."""

@@ -1,0 +1,86 @@
+"""The built-in commands of `agentfactory`, contributed through `agentfactory_cli_commands`.
+
+This module is a plugin like any third-party one: it is listed in the `agentfactory` entry-point
+group and answers the same hook, so the hook is exercised by every run of the CLI. Its commands
+are `LazyCommand`s: the name and one-line help are known without importing the module behind
+them, which keeps `agentfactory --help` and the client commands free of the server stack.
+
+`collect_commands()` builds the command table: built-ins first, then other plugins' commands; a
+plugin command whose name a built-in already has is ignored with a warning, so no plugin can
+replace `install` or `publish` behind the user's back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+import click
+
+from core.hookspecs import hookimpl
+
+# name -> (module:attribute, one-line help shown by --help without importing the module)
+BUILTIN: dict[str, tuple[str, str]] = {
+    "templates": ("cli.templates:templates", "List, show, validate templates; print schema."),
+    "run": ("cli.run:run", "Run an agent on an input file and print the result as JSON."),
+    "sandbox": ("cli.sandbox:sandbox", "Build the sandbox runner or run a file inside it."),
+    "vet": ("cli.sandbox:vet", "Run a package's examples in the sandbox and print the report."),
+    "serve": ("cli.serve:serve", "Start the marketplace server."),
+    "keygen": ("cli.publish:keygen", "Create an Ed25519 signing key."),
+    "register": ("cli.publish:register", "Register a publisher; save its token."),
+    "init": ("cli.publish:init", "Scaffold a new agent package directory."),
+    "build": ("cli.publish:build", "Build a deterministic package archive from a folder."),
+    "publish": ("cli.publish:publish", "Sign and upload a package archive."),
+    "yank": ("cli.publish:yank", "Yank a release with a reason."),
+    "search": ("cli.market:search", "Search the marketplace."),
+    "info": ("cli.market:info", "Show a package: versions, rating, signing key, vetting."),
+    "install": ("cli.market:install", "Install a community agent (verified and vetted)."),
+    "uninstall": ("cli.market:uninstall", "Remove an installed agent."),
+    "list": ("cli.market:list_installed", "List installed agents."),
+    "rate": ("cli.market:rate", "Rate a package 1-5 and optionally review it."),
+    "reviews": ("cli.market:reviews", "List a package's reviews."),
+}
+
+
+class LazyCommand(click.Command):
+    """A command known by name and help; `load()` imports the real one."""
+
+    def __init__(self, name: str, target: str, short_help: str) -> None:
+        super().__init__(name, short_help=short_help, help=short_help)
+        self.target = target
+
+    def load(self) -> click.Command:
+        module_name, _, attr = self.target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+
+@hookimpl
+def agentfactory_cli_commands() -> Sequence[click.Command]:
+    return [LazyCommand(name, target, text) for name, (target, text) in BUILTIN.items()]
+
+
+def collect_commands() -> dict[str, click.Command]:
+    """Every command the registered plugins contribute, by name (built-ins win a clash)."""
+    from core.plugins import make_plugin_manager
+
+    this = sys.modules[__name__]
+    impls = make_plugin_manager().hook.agentfactory_cli_commands.get_hookimpls()
+    impls.sort(key=lambda impl: impl.plugin is not this)  # stable: built-ins first
+    commands: dict[str, click.Command] = {}
+    for impl in impls:
+        for command in impl.function():
+            if not isinstance(command, click.Command) or not command.name:
+                _warn(f"plugin {impl.plugin_name!r} contributed {command!r}, "
+                      "which is not a named click command; ignored")
+            elif command.name in commands:
+                _warn(f"plugin {impl.plugin_name!r} contributes a command {command.name!r}, "
+                      "which already exists; ignored")
+            else:
+                commands[command.name] = command
+    return commands
+
+
+def _warn(message: str) -> None:
+    click.secho(f"warning: {message}", fg="yellow", err=True)

@@ -1,0 +1,1 @@
+"""The user-side marketplace: HTTP client, installer, lockfile, key trust, resolver, scaffold."""

@@ -1,0 +1,338 @@
+"""HTTP client of the marketplace API (`/api/v1`), sync and async, over httpx.
+
+Invariants:
+- one method per endpoint; every non-2xx answer becomes `ApiError` carrying the server's problem
+  `detail` and `code`; transport failures become `ConnectionFailed`. No raw httpx error escapes.
+- downloads are streamed: the size cap is enforced on the bytes actually received (a lying or
+  missing Content-Length cannot make the client buffer more than the cap), and the sha256 is
+  computed on the same pass. Verifying digest and signature is the installer's job.
+- the token goes only in `Authorization: Bearer`; it is never put in a URL or an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+
+from marketplace.client.errors import ApiError, ConnectionFailed, DownloadTooLarge, NotLoggedIn
+from marketplace.client.records import (
+    Download,
+    KeyInfo,
+    PackageDetail,
+    PackageSummary,
+    Page,
+    Publisher,
+    RatingSummary,
+    Registration,
+    Release,
+    Review,
+    TokenInfo,
+)
+
+API = "/api/v1"
+DEFAULT_MAX_DOWNLOAD = 10 * 1024 * 1024
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+Progress = Callable[[int, int | None], None]
+"""Called with (bytes received so far, total bytes if known) while downloading."""
+
+
+def package_path(name: str) -> str:
+    """`ns/name` -> `/packages/ns/name` with each segment URL-quoted."""
+    namespace, _, short = name.partition("/")
+    return f"/packages/{quote(namespace, safe='')}/{quote(short, safe='')}"
+
+
+def check(response: httpx.Response) -> httpx.Response:
+    """Return the response when it is a success, else raise `ApiError` from its problem body."""
+    if response.is_success:
+        return response
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    text = response.reason_phrase or f"HTTP {response.status_code}"
+    raise ApiError.from_problem(response.status_code, body, fallback=text)
+
+
+class _Base:
+    def __init__(self, base_url: str, token: str | None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+
+    def _headers(self, auth: bool, action: str) -> dict[str, str]:
+        if not auth:
+            return {}
+        if not self.token:
+            raise NotLoggedIn(action)
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class MarketplaceClient(_Base):
+    """Synchronous client. Use as a context manager, or call `close()`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, token)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(
+        self, method: str, path: str, *, auth: bool = False, action: str = "", **kwargs: Any
+    ) -> httpx.Response:
+        headers = self._headers(auth, action or f"{method} {path}")
+        url = path if path.startswith("/healthz") else API + path
+        try:
+            response = self._http.request(method, url, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(self.base_url, str(exc) or type(exc).__name__) from None
+        return check(response)
+
+    # -- service -------------------------------------------------------------------------------
+    def healthz(self) -> dict[str, Any]:
+        data: dict[str, Any] = self._call("GET", "/healthz").json()
+        return data
+
+    # -- publishers, tokens, keys --------------------------------------------------------------
+    def register(self, name: str, namespace: str | None = None, email: str | None = None
+                 ) -> Registration:
+        body = {"name": name, "namespace": namespace, "email": email}
+        payload = {k: v for k, v in body.items() if v is not None}
+        return Registration.model_validate(self._call("POST", "/publishers", json=payload).json())
+
+    def publisher(self, name: str) -> Publisher:
+        return Publisher.model_validate(self._call("GET", f"/publishers/{quote(name)}").json())
+
+    def create_token(self, scopes: list[str]) -> TokenInfo:
+        r = self._call("POST", "/tokens", auth=True, action="creating a token",
+                       json={"scopes": scopes})
+        return TokenInfo.model_validate(r.json())
+
+    def revoke_token(self, token_id: str) -> None:
+        self._call("DELETE", f"/tokens/{quote(str(token_id))}", auth=True, action="revoking")
+
+    def add_key(self, public_key: bytes, rotation_signature: bytes | None = None,
+                signed_by: str | None = None) -> KeyInfo:
+        body: dict[str, Any] = {"public_key": base64.b64encode(public_key).decode()}
+        if rotation_signature is not None:
+            body["rotation_signature"] = base64.b64encode(rotation_signature).decode()
+            body["signed_by"] = signed_by
+        r = self._call("POST", "/keys", auth=True, action="adding a key", json=body)
+        return KeyInfo.model_validate(r.json())
+
+    def revoke_key(self, key_id: str) -> None:
+        self._call("DELETE", f"/keys/{quote(key_id)}", auth=True, action="revoking a key")
+
+    def key(self, key_id: str) -> KeyInfo:
+        return KeyInfo.model_validate(self._call("GET", f"/keys/{quote(key_id)}").json())
+
+    def publisher_keys(self, publisher: str) -> list[KeyInfo]:
+        data = self._call("GET", f"/publishers/{quote(publisher)}/keys").json()
+        items = data.get("items", data) if isinstance(data, dict) else data
+        return [KeyInfo.model_validate(item) for item in items]
+
+    # -- packages ------------------------------------------------------------------------------
+    def publish(self, archive: bytes, signature: bytes, key_id: str,
+                filename: str = "package.zip") -> Release:
+        r = self._call(
+            "POST", "/packages", auth=True, action="publishing",
+            files={"archive": (filename, archive, "application/zip")},
+            data={"signature": base64.b64encode(signature).decode(), "key_id": key_id},
+        )
+        return Release.model_validate(r.json())
+
+    def search(self, q: str = "", *, sort: str = "relevance", capability: str | None = None,
+               tool: str | None = None, page: int = 1, per_page: int = 20
+               ) -> Page[PackageSummary]:
+        params = {"q": q, "sort": sort, "capability": capability, "tool": tool,
+                  "page": page, "per_page": per_page}
+        r = self._call("GET", "/packages",
+                       params={k: v for k, v in params.items() if v is not None})
+        return Page[PackageSummary].model_validate(r.json())
+
+    def package(self, name: str) -> PackageDetail:
+        return PackageDetail.model_validate(self._call("GET", package_path(name)).json())
+
+    def versions(self, name: str) -> list[Release]:
+        data = self._call("GET", package_path(name) + "/versions").json()
+        items = data.get("items", data) if isinstance(data, dict) else data
+        return [Release.model_validate(item) for item in items]
+
+    def resolve(self, name: str, spec: str = "", prereleases: bool = False) -> Release:
+        r = self._call("GET", package_path(name) + "/resolve",
+                       params={"spec": spec, "prereleases": str(prereleases).lower()})
+        return Release.model_validate(r.json())
+
+    def download(self, name: str, version: str, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD,
+                 install: bool = False, progress: Progress | None = None) -> Download:
+        """Stream one archive, refusing it past `max_bytes`, hashing it on the way."""
+        url = f"{API}{package_path(name)}/versions/{quote(version)}/download"
+        params = {"install": "1"} if install else {}
+        try:
+            with self._http.stream("GET", url, params=params) as response:
+                if not response.is_success:
+                    response.read()
+                    check(response)
+                return _collect(name, version, response, response.iter_bytes(), max_bytes,
+                                progress)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(self.base_url, str(exc) or type(exc).__name__) from None
+
+    def yank(self, name: str, version: str, reason: str) -> None:
+        self._call("POST", f"{package_path(name)}/versions/{quote(version)}/yank", auth=True,
+                   action="yanking", json={"reason": reason})
+
+    def unyank(self, name: str, version: str) -> None:
+        self._call("DELETE", f"{package_path(name)}/versions/{quote(version)}/yank", auth=True,
+                   action="unyanking")
+
+    # -- reviews -------------------------------------------------------------------------------
+    def reviews(self, name: str, page: int = 1, per_page: int = 20) -> Page[Review]:
+        r = self._call("GET", package_path(name) + "/reviews",
+                       params={"page": page, "per_page": per_page})
+        return Page[Review].model_validate(r.json())
+
+    def rate(self, name: str, stars: int, title: str = "", body: str = "",
+             version: str | None = None) -> Review:
+        payload: dict[str, Any] = {"stars": stars, "title": title, "body": body}
+        if version:
+            payload["version"] = version
+        r = self._call("PUT", package_path(name) + "/reviews", auth=True, action="rating",
+                       json=payload)
+        return Review.model_validate(r.json())
+
+    def delete_review(self, name: str) -> None:
+        self._call("DELETE", package_path(name) + "/reviews", auth=True, action="deleting")
+
+    def reply(self, review_id: int | str, text: str) -> Review:
+        r = self._call("POST", f"/reviews/{review_id}/reply", auth=True, action="replying",
+                       json={"text": text})
+        return Review.model_validate(r.json())
+
+    def flag(self, review_id: int | str, reason: str) -> None:
+        self._call("POST", f"/reviews/{review_id}/flag", auth=True, action="flagging",
+                   json={"reason": reason})
+
+    def rating(self, name: str) -> RatingSummary:
+        r = self._call("GET", package_path(name) + "/rating")
+        return RatingSummary.model_validate(r.json())
+
+
+def _collect(name: str, version: str, response: httpx.Response, chunks: Any, max_bytes: int,
+             progress: Progress | None) -> Download:
+    declared = response.headers.get("content-length")
+    total = int(declared) if declared and declared.isdigit() else None
+    if total is not None and total > max_bytes:
+        raise DownloadTooLarge(name, total, max_bytes)
+    digest = hashlib.sha256()
+    parts: list[bytes] = []
+    received = 0
+    for chunk in chunks:
+        received += len(chunk)
+        if received > max_bytes:
+            raise DownloadTooLarge(name, received, max_bytes)
+        digest.update(chunk)
+        parts.append(chunk)
+        if progress is not None:
+            progress(received, total)
+    return _download(name, version, response, b"".join(parts), digest.hexdigest())
+
+
+def _download(name: str, version: str, response: httpx.Response, data: bytes, sha: str
+              ) -> Download:
+    headers = response.headers
+    return Download(
+        name=name, version=version, data=data, sha256=sha,
+        claimed_digest=headers.get("x-agentfactory-digest"),
+        signature=headers.get("x-agentfactory-signature"),
+        key_id=headers.get("x-agentfactory-key-id"),
+    )
+
+
+class AsyncMarketplaceClient(_Base):
+    """Asynchronous client for the read paths (detail, search, versions, download).
+
+    Used where many requests run concurrently (benchmarks, resolving several dependencies).
+    """
+
+    def __init__(self, base_url: str, token: str | None = None, *,
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 limits: httpx.Limits | None = None) -> None:
+        super().__init__(base_url, token)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
+                                       transport=transport, limits=limits or httpx.Limits())
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _get(self, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.get(API + path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(self.base_url, str(exc) or type(exc).__name__) from None
+        return check(response)
+
+    async def package(self, name: str) -> PackageDetail:
+        return PackageDetail.model_validate((await self._get(package_path(name))).json())
+
+    async def search(self, q: str = "", *, sort: str = "relevance", page: int = 1,
+                     per_page: int = 20) -> Page[PackageSummary]:
+        r = await self._get("/packages",
+                            params={"q": q, "sort": sort, "page": page, "per_page": per_page})
+        return Page[PackageSummary].model_validate(r.json())
+
+    async def versions(self, name: str) -> list[Release]:
+        data = (await self._get(package_path(name) + "/versions")).json()
+        items = data.get("items", data) if isinstance(data, dict) else data
+        return [Release.model_validate(item) for item in items]
+
+    async def download(self, name: str, version: str, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD
+                       ) -> Download:
+        url = f"{API}{package_path(name)}/versions/{quote(version)}/download"
+        try:
+            async with self._http.stream("GET", url) as response:
+                if not response.is_success:
+                    await response.aread()
+                    check(response)
+                digest = hashlib.sha256()
+                parts: list[bytes] = []
+                received = 0
+                async for chunk in response.aiter_bytes():
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise DownloadTooLarge(name, received, max_bytes)
+                    digest.update(chunk)
+                    parts.append(chunk)
+                return _download(name, version, response, b"".join(parts), digest.hexdigest())
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(self.base_url, str(exc) or type(exc).__name__) from None

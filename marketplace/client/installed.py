@@ -1,0 +1,249 @@
+"""Installed community agents, exposed to the factory as one ordinary plugin.
+
+Registered through the `agentfactory` entry-point group (`installed_agents`), exactly like the
+built-in plugins. Its hooks read `agentfactory.lock` of `agentfactory_home()` and offer each
+installed package's templates (their `implementation` defaulting to the package name) and its
+`process()`, run by `sandbox.plugin.SandboxedAgentPlugin` under the operator's sandbox policy.
+
+Invariants:
+- the lockfile is the only source of truth: an agent is offered iff it has a lock entry, and
+  its files are re-read only when the lockfile's (mtime, size, inode) changes, so a hook call
+  on a warm process costs one `stat`;
+- a package whose files are missing or unreadable is skipped (it cannot take the factory down);
+  `errors()` says why;
+- a running factory learns about installs through `refresh_factory(factory)` (cheap, call it
+  per request) or `watch_installed(factory)` (a watchdog observer on the home directory); both
+  replace this plugin, through the factory's public API, by a view bound to the factory's
+  sandbox policy and trusted publishers, which recomputes implementations and reloads plugin
+  templates. The module's own hooks (the entry point) use `FactorySettings.from_env()`.
+- a package counts as from a verified publisher (for the "high-risk" policy) only when the
+  operator trusts its namespace; its signature, checked at install, proves who published it,
+  not that they deserve trust.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.hookspecs import hookimpl
+from core.paths import agentfactory_home
+from marketplace.client.lockfile import LOCK_NAME, LockEntry, lock_path, read_lock
+from registry.names import normalize_name
+
+if TYPE_CHECKING:
+    from core.agent import Agent
+    from core.config import FactorySettings
+    from core.factory import AgentFactory
+    from registry.archive import Package
+
+PLUGIN_NAME = "installed_agents"
+Stamp = tuple[int, int, int] | None
+
+
+def _stamp(path: Path) -> Stamp:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def load_installed_package(home: Path, entry: LockEntry) -> Package:
+    """The `Package` of an installed agent, rebuilt from its unpacked files."""
+    from marketplace.client.installer import install_dir
+    from registry.archive import Package, validate_contents
+    from registry.manifest import parse_manifest
+
+    root = install_dir(home, entry.name)
+    files = {p.relative_to(root).as_posix(): p.read_bytes()
+             for p in sorted(root.rglob("*")) if p.is_file()}
+    manifest = parse_manifest(files.get("agent.json", b""), str(root / "agent.json"))
+    templates = validate_contents(manifest, files)
+    return Package(manifest, files, entry.digest, entry.size, templates)
+
+
+class InstalledAgents:
+    """The installed agents of one home, reloaded when its lockfile changes. Thread-safe."""
+
+    def __init__(
+        self, home: Path, policy: str = "always", trusted: frozenset[str] = frozenset()
+    ) -> None:
+        self.home = home
+        self.policy = policy
+        self.trusted = trusted
+        self._lock = threading.Lock()
+        self._stamp: Stamp = None
+        self._loaded = False
+        self._templates: list[Mapping[str, Any]] = []
+        self._runners: dict[str, Any] = {}
+        self._errors: dict[str, str] = {}
+
+    def refresh(self) -> bool:
+        """Re-read the lockfile and packages if the lockfile changed; True when it did."""
+        stamp = _stamp(lock_path(self.home))
+        with self._lock:
+            if self._loaded and stamp == self._stamp:
+                return False
+            self._load()
+            self._stamp, self._loaded = stamp, True
+            return True
+
+    def _load(self) -> None:
+        templates: list[Mapping[str, Any]] = []
+        runners: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        from core.errors import AgentFactoryError
+
+        for key, entry in read_lock(self.home).agents.items():
+            try:
+                package = load_installed_package(self.home, entry)
+                docs = [self._template_doc(package, path) for path in package.manifest.templates]
+                runners[key] = self._runner(package, entry)
+            except (OSError, ValueError, AgentFactoryError) as exc:
+                errors[key] = f"{type(exc).__name__}: {exc}"
+                continue
+            templates.extend(docs)
+        self._templates, self._runners, self._errors = templates, runners, errors
+
+    @staticmethod
+    def _template_doc(package: Package, path: str) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(package.files[path])
+        doc.setdefault("implementation", normalize_name(package.manifest.name))
+        return doc
+
+    def _runner(self, package: Package, entry: LockEntry) -> Any:
+        from sandbox import Sandbox
+        from sandbox.plugin import SandboxedAgentPlugin
+        from sandbox.vetting import VettingReport
+
+        data = entry.vetting.report
+        report = VettingReport.from_json(data) if data else None
+        verified = package.manifest.namespace.lower() in self.trusted
+        return SandboxedAgentPlugin(package, Sandbox(), self.policy, report,
+                                    publisher_verified=verified)
+
+    # -- what the hooks answer -----------------------------------------------------------------
+    def templates(self) -> list[Mapping[str, Any]]:
+        self.refresh()
+        return list(self._templates)
+
+    def implementations(self) -> list[str]:
+        self.refresh()
+        return sorted(self._runners)
+
+    def process(self, agent: Agent, task: dict[str, Any]) -> dict[str, Any] | None:
+        runner = self._runners.get(agent.implementation)
+        if runner is None:
+            return None
+        result: dict[str, Any] | None = runner.agentfactory_process(agent=agent, task=task)
+        return result
+
+    def errors(self) -> dict[str, str]:
+        self.refresh()
+        return dict(self._errors)
+
+    # The same answers as hook implementations, so a view bound to one factory's policy can be
+    # registered as a plugin object (see `refresh_factory`).
+    @hookimpl(specname="agentfactory_templates")
+    def _hook_templates(self) -> list[Mapping[str, Any]]:
+        return self.templates()
+
+    @hookimpl(specname="agentfactory_implementations")
+    def _hook_implementations(self) -> list[str]:
+        return self.implementations()
+
+    @hookimpl(specname="agentfactory_process")
+    def _hook_process(self, agent: Agent, task: dict[str, Any]) -> dict[str, Any] | None:
+        return self.process(agent, task)
+
+
+_homes: dict[tuple[Path, str, frozenset[str]], InstalledAgents] = {}
+_homes_lock = threading.Lock()
+
+
+def installed_agents(
+    home: Path | None = None, settings: FactorySettings | None = None
+) -> InstalledAgents:
+    """The shared view of `home` (default: `agentfactory_home()`) under the sandbox policy and
+    trusted publishers of `settings` (default: `FactorySettings.from_env()`)."""
+    from core.config import FactorySettings
+
+    home = (home or agentfactory_home()).resolve()
+    settings = settings or FactorySettings.from_env()
+    key = (home, settings.sandbox_policy, settings.trusted_publishers)
+    with _homes_lock:
+        view = _homes.get(key)
+        if view is None:
+            view = _homes[key] = InstalledAgents(home, *key[1:])
+    return view
+
+
+# -- the hooks (module-level, so the entry point is the module itself) -------------------------
+@hookimpl
+def agentfactory_templates() -> list[Mapping[str, Any]]:
+    return installed_agents().templates()
+
+
+@hookimpl
+def agentfactory_implementations() -> list[str]:
+    return installed_agents().implementations()
+
+
+@hookimpl
+def agentfactory_process(agent: Agent, task: dict[str, Any]) -> dict[str, Any] | None:
+    return installed_agents().process(agent, task)
+
+
+# -- keeping a running factory current ---------------------------------------------------------
+_synced: weakref.WeakKeyDictionary[AgentFactory, Stamp] = weakref.WeakKeyDictionary()
+
+
+def refresh_factory(factory: AgentFactory) -> bool:
+    """Make `factory` see installs and uninstalls done since its last refresh; True if any.
+
+    One `stat` when nothing changed. Otherwise this plugin is re-registered through the
+    factory's public API, so implementations are recomputed and plugin templates reloaded.
+    """
+    home = agentfactory_home()
+    stamp = _stamp(lock_path(home))
+    if factory in _synced and _synced[factory] == stamp:
+        return False
+    view = installed_agents(home, factory.settings)
+    view.refresh()
+    if factory.plugin_manager.get_plugin(PLUGIN_NAME) is not None:
+        factory.unregister_plugin(PLUGIN_NAME)
+    factory.register_plugin(view, PLUGIN_NAME)
+    _synced[factory] = stamp
+    return True
+
+
+def watch_installed(factory: AgentFactory) -> Callable[[], None]:
+    """Refresh `factory` whenever the lockfile is replaced; returns a function that stops it."""
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    home = agentfactory_home()
+    home.mkdir(parents=True, exist_ok=True)
+
+    class _OnLock(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            paths = {str(event.src_path), str(getattr(event, "dest_path", "") or "")}
+            if any(Path(p).name == LOCK_NAME for p in paths if p):
+                refresh_factory(factory)
+
+    observer = Observer()
+    observer.schedule(_OnLock(), str(home), recursive=False)
+    observer.daemon = True
+    observer.start()
+    refresh_factory(factory)
+
+    def stop() -> None:
+        observer.stop()
+        observer.join(timeout=5)
+
+    return stop

@@ -1,0 +1,107 @@
+"""Request-scoped dependencies: the registry, the caller, write limits.
+
+`MarketState` is built once by the app's lifespan and hung on `app.state.market`; everything a
+request needs is reached through it, never through module globals, so two apps (two tests) in one
+process never share anything. Authentication reads `Authorization: Bearer <token>` only; a missing
+or malformed header is an `AuthenticationError` (401), a token without the needed scope a
+`PermissionDenied` (403). Write endpoints spend one token of the caller's bucket *after*
+authentication, so a bad token never drains a good one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from marketplace.server.api.cache import ResponseCache
+from marketplace.server.metrics import ServerMetrics
+from marketplace.server.ratelimit import TokenBucketLimiter
+from marketplace.server.settings import ServerSettings
+from registry.errors import AuthenticationError, PermissionDenied
+from registry.schemas import Principal
+from registry.service import Registry
+
+
+@dataclass
+class MarketState:
+    settings: ServerSettings
+    registry: Registry
+    metrics: ServerMetrics
+    cache: ResponseCache
+    publish_limiter: TokenBucketLimiter
+    review_limiter: TokenBucketLimiter
+    register_limiter: TokenBucketLimiter
+    factory: Any = None  # core.factory.AgentFactory once started; read only for /metrics
+
+
+def get_state(request: Request) -> MarketState:
+    state: MarketState = request.app.state.market
+    return state
+
+
+StateDep = Annotated[MarketState, Depends(get_state)]
+
+
+def get_registry(request: Request) -> Registry:
+    return get_state(request).registry
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def current_principal(request: Request) -> Principal:
+    token = bearer_token(request)
+    if token is None:
+        raise AuthenticationError("missing token: send 'Authorization: Bearer <token>'")
+    return get_state(request).registry.authenticate(token)
+
+
+def optional_principal(request: Request) -> Principal | None:
+    token = bearer_token(request)
+    return None if token is None else get_state(request).registry.authenticate(token)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def _require(scope: str) -> Callable[[Principal], Principal]:
+    def check(principal: CurrentPrincipal) -> Principal:
+        if scope not in principal.scopes and "admin" not in principal.scopes:
+            raise PermissionDenied(f"this token lacks the {scope!r} scope")
+        return principal
+
+    return check
+
+
+def _publish_writer(
+    principal: Annotated[Principal, Depends(_require("publish"))], state: StateDep
+) -> Principal:
+    state.publish_limiter.acquire(principal.token_id)
+    return principal
+
+
+def _review_writer(
+    principal: Annotated[Principal, Depends(_require("review"))], state: StateDep
+) -> Principal:
+    state.review_limiter.acquire(principal.token_id)
+    return principal
+
+
+# Scope-checked callers; the *Writer aliases are also rate-limited per token.
+Publisher = Annotated[Principal, Depends(_require("publish"))]
+PublishWriter = Annotated[Principal, Depends(_publish_writer)]
+ReviewWriter = Annotated[Principal, Depends(_review_writer)]

@@ -1,0 +1,219 @@
+"""Packages: publish (multipart upload), search, detail, versions, resolve, download, yank.
+
+Order of checks on publish: token and scope, then the per-token write budget, then the body
+(capped by the body-limit middleware while it streams), then the registry's own pipeline (parse,
+validate, ownership, signature, dedupe, store, index) inside one transaction. The body is read
+only after the caller is known, so anonymous clients cannot make the server read uploads.
+
+Read endpoints that users hit hardest (detail, versions, rating) are answered from encoded bytes
+in `ResponseCache`; every write to a package invalidates its entries (see `api.cache`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, TypeAdapter
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from marketplace.server.api.deps import Publisher, PublishWriter, get_state
+from marketplace.server.api.problems import WRITE_PROBLEMS
+from marketplace.server.api.schemas import ReleaseOut, YankRequest
+from registry.names import normalize_name
+from registry.schemas import PackageDetail, Principal, ReleasePublic, SearchPage
+
+router = APIRouter(prefix="/packages", tags=["packages"])
+
+JSON = "application/json"
+# Past this, offsets overflow SQLite's 64-bit integers (a 500): no listing is that long anyway.
+MAX_PAGE = 100_000
+
+_UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["archive", "signature", "key_id"],
+                    "properties": {
+                        "archive": {"type": "string", "format": "binary"},
+                        "signature": {"type": "string", "description": "base64 Ed25519"},
+                        "key_id": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _missing(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body", field), "msg": message, "type": "value_error"}])
+
+
+async def _read_upload(request: Request) -> tuple[bytes, bytes, str]:
+    form = await request.form(max_files=1, max_fields=4)
+    try:
+        archive = form.get("archive")
+        if not isinstance(archive, UploadFile):
+            raise _missing("archive", "an archive file is required")
+        signature_b64 = form.get("signature")
+        if not isinstance(signature_b64, str) or not signature_b64.strip():
+            raise _missing("signature", "a signature is required: unsigned uploads are refused")
+        key_id = form.get("key_id")
+        if not isinstance(key_id, str) or not key_id.strip():
+            raise _missing("key_id", "the id of the signing key is required")
+        try:
+            signature = base64.b64decode(signature_b64.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise _missing("signature", "the signature must be base64") from None
+        return await archive.read(), signature, key_id.strip()
+    finally:
+        await form.close()
+
+
+@router.post(
+    "", status_code=201, response_model=ReleaseOut, openapi_extra=_UPLOAD_DOC,
+    responses=WRITE_PROBLEMS,
+)
+async def publish(request: Request, principal: PublishWriter) -> ReleaseOut:
+    state = get_state(request)
+    archive, signature, key_id = await _read_upload(request)
+    release: ReleasePublic = await run_in_threadpool(
+        state.registry.publish, principal, archive, signature, key_id
+    )
+    state.cache.invalidate(normalize_name(release.name))
+    state.metrics.publishes.inc()
+    return ReleaseOut.of(release)
+
+
+@router.get("", response_model=SearchPage)
+def search(
+    request: Request,
+    q: str = "",
+    sort: Annotated[str, Query(pattern="^(relevance|rating|downloads|recent)$")] = "relevance",
+    capability: str | None = None,
+    tool: str | None = None,
+    publisher: str | None = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SearchPage:
+    result: SearchPage = get_state(request).registry.search(
+        q, sort=sort, page=page, per_page=per_page, capability=capability, tool=tool,
+        publisher=publisher,
+    )
+    return result
+
+
+async def cached_json(
+    request: Request, kind: str, name: str, compute: Callable[[str], BaseModel | list[Any]]
+) -> Response:
+    """Answer from the cache, or compute in a worker thread and cache unless a write raced."""
+    state = get_state(request)
+    key = normalize_name(name)
+    body = state.cache.get(kind, key)
+    if body is None:
+        generation = state.cache.generation(key)
+        record = await run_in_threadpool(compute, name)
+        body = _encode(record)
+        state.cache.put(kind, key, body, generation)
+    return Response(body, media_type=JSON)
+
+
+_RELEASES = TypeAdapter(list[ReleaseOut])
+
+
+def _encode(record: BaseModel | list[Any]) -> bytes:
+    if isinstance(record, BaseModel):
+        return record.__pydantic_serializer__.to_json(record)
+    return _RELEASES.dump_json([ReleaseOut.of(r) for r in record])
+
+
+@router.get("/{namespace}/{name}", response_model=PackageDetail)
+async def detail(namespace: str, name: str, request: Request) -> Response:
+    registry = get_state(request).registry
+    return await cached_json(request, "detail", f"{namespace}/{name}", registry.package)
+
+
+@router.get("/{namespace}/{name}/versions", response_model=list[ReleaseOut])
+async def versions(namespace: str, name: str, request: Request) -> Response:
+    registry = get_state(request).registry
+    return await cached_json(request, "versions", f"{namespace}/{name}", registry.releases)
+
+
+@router.get("/{namespace}/{name}/resolve", response_model=ReleaseOut)
+def resolve(
+    namespace: str, name: str, request: Request, spec: str = "", prereleases: bool = False
+) -> ReleaseOut:
+    release: ReleasePublic = get_state(request).registry.resolve(
+        f"{namespace}/{name}", spec, prereleases=prereleases
+    )
+    return ReleaseOut.of(release)
+
+
+@router.get(
+    "/{namespace}/{name}/versions/{version}/download",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "the archive bytes"}},
+)
+def download(
+    namespace: str, name: str, version: str, request: Request, install: bool = False
+) -> Response:
+    state = get_state(request)
+    release, data = state.registry.download(f"{namespace}/{name}", version)
+    state.cache.invalidate(normalize_name(release.name))  # the download count moved
+    state.metrics.downloads.inc()
+    if install:
+        state.metrics.installs.inc()
+    filename = f"{release.name.replace('/', '-')}-{release.version}.zip"
+    headers = {
+        "X-Agentfactory-Digest": release.digest,
+        "X-Agentfactory-Signature": base64.b64encode(release.signature).decode(),
+        "X-Agentfactory-Key-Id": release.key_id,
+        "Content-Disposition": f'attachment; filename="{filename}"',
+    }
+    return Response(data, media_type="application/zip", headers=headers)
+
+
+@router.post(
+    "/{namespace}/{name}/versions/{version}/yank", response_model=ReleaseOut,
+    responses=WRITE_PROBLEMS,
+)
+def yank(
+    namespace: str,
+    name: str,
+    version: str,
+    body: YankRequest,
+    principal: Publisher,
+    request: Request,
+) -> ReleaseOut:
+    return _set_yank(request, principal, f"{namespace}/{name}", version, body.reason)
+
+
+@router.delete(
+    "/{namespace}/{name}/versions/{version}/yank", response_model=ReleaseOut,
+    responses=WRITE_PROBLEMS,
+)
+def unyank(
+    namespace: str, name: str, version: str, principal: Publisher, request: Request
+) -> ReleaseOut:
+    return _set_yank(request, principal, f"{namespace}/{name}", version, None)
+
+
+def _set_yank(
+    request: Request, principal: Principal, full: str, version: str, reason: str | None
+) -> ReleaseOut:
+    state = get_state(request)
+    try:
+        if reason is None:
+            return ReleaseOut.of(state.registry.unyank(principal, full, version))
+        return ReleaseOut.of(state.registry.yank(principal, full, version, reason))
+    finally:
+        state.cache.invalidate(normalize_name(full))

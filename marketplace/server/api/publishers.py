@@ -1,0 +1,63 @@
+"""Publishers and API tokens.
+
+Registration is open (anyone may create a publisher and claim a free namespace), limited per
+client address so that names cannot be squatted in bulk; it answers the plaintext token exactly
+once, the registry keeping only its hash. Token management needs a valid
+token of the same publisher.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from marketplace.server.api.deps import CurrentPrincipal, get_state
+from marketplace.server.api.problems import WRITE_PROBLEMS, problem_responses
+from marketplace.server.api.schemas import (
+    PublisherCreate,
+    PublisherOut,
+    Registration,
+    TokenCreate,
+    TokenCreated,
+)
+
+router = APIRouter(tags=["publishers"])
+
+
+@router.post(
+    "/publishers", status_code=201, response_model=Registration,
+    responses=problem_responses(409, 413, 429),
+)
+def register(body: PublisherCreate, request: Request) -> Registration:
+    state = get_state(request)
+    state.register_limiter.acquire(request.client.host if request.client else "unknown")
+    publisher, token = state.registry.register_publisher(
+        body.name, body.namespace, email=body.email
+    )
+    return Registration(publisher=publisher, token=token)
+
+
+# A publisher page lists at most this many packages; the search API pages through the rest.
+PUBLISHER_PACKAGES = 100
+
+
+@router.get("/publishers/{publisher}", response_model=PublisherOut)
+def publisher(publisher: str, request: Request) -> PublisherOut:
+    registry = get_state(request).registry
+    record = registry.publisher(publisher)
+    packages = registry.search(publisher=record.name, sort="rating", per_page=PUBLISHER_PACKAGES)
+    return PublisherOut(**record.model_dump(), packages=packages.items)
+
+
+@router.post("/tokens", status_code=201, response_model=TokenCreated, responses=WRITE_PROBLEMS)
+def create_token(body: TokenCreate, principal: CurrentPrincipal, request: Request) -> TokenCreated:
+    registry = get_state(request).registry
+    token: str = registry.create_token(principal, set(body.scopes))
+    # The facade answers only the secret; its id and scopes are read back through it.
+    issued = registry.authenticate(token)
+    return TokenCreated(id=issued.token_id, token=token, scopes=sorted(issued.scopes))
+
+
+@router.delete("/tokens/{token_id}", status_code=204, responses=WRITE_PROBLEMS)
+def revoke_token(token_id: str, principal: CurrentPrincipal, request: Request) -> Response:
+    get_state(request).registry.revoke_token(principal, token_id)
+    return Response(status_code=204)

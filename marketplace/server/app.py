@@ -1,0 +1,146 @@
+"""The marketplace application: `create_app(settings) -> FastAPI`.
+
+Lifespan, in order: create the home directory, open the registry (creating the database on first
+start), publish the built-in agents under `builtin/` when asked (idempotent), build the agent
+factory with the built-in plugins and the installed agents; on shutdown close the factory, then
+the registry. Everything lives on one `MarketState` per app: two apps in one process (two tests)
+share nothing.
+
+Middleware order (outermost first): request latency (so refusals are timed too), then body caps,
+then FastAPI's own exception handling, where every error becomes a problem document
+(`api.problems`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from marketplace.server.api import api_router, health_router
+from marketplace.server.api.cache import ResponseCache
+from marketplace.server.api.deps import MarketState
+from marketplace.server.api.fastpath import CachedDetailMiddleware
+from marketplace.server.api.middleware import BodyLimitMiddleware, LatencyMiddleware
+from marketplace.server.api.problems import READ_PROBLEMS, install_problem_handlers
+from marketplace.server.metrics import ServerMetrics
+from marketplace.server.ratelimit import TokenBucketLimiter
+from marketplace.server.settings import ServerSettings
+from marketplace.server.web import mount_web
+
+log = logging.getLogger("agentfactory.marketplace")
+
+API_PREFIX = "/api/v1"
+
+
+def build_state(settings: ServerSettings, metrics: ServerMetrics | None = None) -> MarketState:
+    """Open the registry and everything around it (the lifespan's first half, usable alone)."""
+    from registry.service import Registry
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    vetter = None
+    if settings.vet_uploads:
+        from marketplace.server.vetting import publish_vetter
+
+        vetter = publish_vetter()
+    registry = Registry.open(settings.home, settings.database_url, vetter=vetter)
+    return MarketState(
+        settings=settings,
+        registry=registry,
+        metrics=metrics or ServerMetrics(),
+        cache=ResponseCache(settings.detail_cache_size, settings.cache_ttl_s, settings.clock),
+        publish_limiter=TokenBucketLimiter(settings.publish_rate, "publish", settings.clock),
+        review_limiter=TokenBucketLimiter(settings.review_rate, "review", settings.clock),
+        register_limiter=TokenBucketLimiter(settings.register_rate, "register", settings.clock),
+    )
+
+
+def build_factory(settings: ServerSettings) -> tuple[Any, Callable[[], None]]:
+    """The server's agent factory (built-in plugins and, through the `installed_agents` entry
+    point, the installed agents) and a function that stops keeping it current.
+
+    Installs made while the server runs reach the factory through a watch on the lockfile; the
+    installed-agents plugin reads `$AGENTFACTORY_HOME`, so the watch runs only when that is the
+    server's home (`agentfactory serve` makes it so).
+    """
+    from core.config import FactorySettings
+    from core.factory import AgentFactory
+    from core.paths import agentfactory_home
+
+    # The operator's environment (allowed tools, trusted publishers), with the server's own
+    # choices on top.
+    factory_settings = replace(
+        FactorySettings.from_env(),
+        template_dirs=list(settings.template_dirs),
+        sandbox_policy=settings.sandbox_policy,
+    )
+    factory = AgentFactory(factory_settings)
+    if agentfactory_home().resolve() != settings.home.resolve():
+        return factory, lambda: None
+    from marketplace.client.installed import watch_installed
+
+    return factory, watch_installed(factory)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServerSettings = app.state.settings
+    state = build_state(settings, app.state.metrics)
+    try:
+        if settings.database_url is None:
+            # The embedded default: this process alone writes to the home, and nothing is being
+            # published yet, so blobs no release refers to are leftovers of a crash.
+            removed = state.registry.cleanup_blobs()
+            if removed:
+                log.info("removed %d orphan blob(s) left by an interrupted publish", len(removed))
+        if settings.bootstrap:
+            from marketplace.server.bootstrap import publish_builtins
+
+            published = publish_builtins(state.registry, settings.home)
+            if published:
+                log.info("published %d built-in agent(s) under builtin/", len(published))
+        state.factory, stop_watching = build_factory(settings)
+        app.state.market = state
+        try:
+            yield
+        finally:
+            stop_watching()
+    finally:
+        if state.factory is not None:
+            state.factory.close()
+        state.registry.close()
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings.from_env()
+    app = FastAPI(
+        title="Agent Factory marketplace",
+        version="1",
+        summary="Publish, find, install and review signed agent packages.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        default_response_class=JSONResponse,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    # Created here, not in the lifespan, because the latency middleware is wired before start.
+    app.state.metrics = metrics = ServerMetrics()
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    app.include_router(api_router, prefix=API_PREFIX, responses=READ_PROBLEMS)
+    # Innermost of the middlewares, so the outer ones (metrics, caps, headers) see its answers.
+    app.add_middleware(CachedDetailMiddleware)
+    mount_web(app)  # after the problem handlers: it replaces the 404 page for browsers only
+    app.add_middleware(
+        BodyLimitMiddleware,
+        upload_limit=settings.max_upload_bytes,
+        json_limit=settings.max_json_bytes,
+    )
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    return app
