@@ -70,7 +70,8 @@ def collect_commands() -> dict[str, click.Command]:
     impls.sort(key=lambda impl: impl.plugin is not this)  # stable: built-ins first
     commands: dict[str, click.Command] = {}
     for impl in impls:
-        for command in impl.function():
+        contributed: Sequence[object] = impl.function()
+        for command in contributed:
             if not isinstance(command, click.Command) or not command.name:
                 _warn(f"plugin {impl.plugin_name!r} contributed {command!r}, "
                       "which is not a named click command; ignored")
