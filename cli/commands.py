@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 import click
 
@@ -70,7 +71,7 @@ def collect_commands() -> dict[str, click.Command]:
     impls.sort(key=lambda impl: impl.plugin is not this)  # stable: built-ins first
     commands: dict[str, click.Command] = {}
     for impl in impls:
-        contributed: Sequence[object] = impl.function()
+        contributed = cast("Sequence[object]", impl.function())
         for command in contributed:
             if not isinstance(command, click.Command) or not command.name:
                 _warn(f"plugin {impl.plugin_name!r} contributed {command!r}, "
