@@ -3,7 +3,9 @@
 The scaffold is a small real agent ("text statistics": words, lines, the most frequent words),
 so a new publisher can run the whole flow -- build, publish, install, run -- before writing a
 line. Invariants: the generated `process.py` imports only modules the sandbox allows; its
-declared examples pass (they are computed by the same rules the code applies); the template is
+first declared example and the README's sample output are what that `process.py` returns (they
+are computed by running it); the README's commands are fenced code blocks that work from the
+package directory (`build` writes `.dist/`); the template is
 named by the package's normalized name, as `registry.archive` requires; nothing is written into
 a non-empty directory.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from marketplace.client.errors import ScaffoldError
 from registry.names import normalize_name, split_name
@@ -49,30 +52,61 @@ def process(task: dict[str, Any]) -> dict[str, Any]:
     }
 '''
 
+EXAMPLE_INPUT: dict[str, object] = {"text": "the cat and the hat", "top": 1}
+
 README = """# {name}
 
 {summary}
 
 ## Input
 
-```json
-{{"text": "the text to measure", "top": 3}}
-```
+A JSON object: `text`, the text to measure, and `top` (default 3), how many of the most frequent
+words to return. For example:
 
-`top` (default 3) is how many of the most frequent words to return.
+```json
+{example_input}
+```
 
 ## Output
 
+For that input, `process` returns:
+
 ```json
-{{"words": 4, "lines": 1, "characters": 19, "top_words": [{{"word": "measure", "count": 1}}]}}
+{example_output}
 ```
 
 ## Develop
 
-    agentfactory build .        # writes dist/<archive>.zip
-    agentfactory vet dist/*.zip # runs the examples of agent.json in the sandbox
-    agentfactory publish .
+Try the agent in the sandbox, then build, vet and publish the package:
+
+```sh
+agentfactory sandbox run process.py --input '{example_input}'
+agentfactory build .            # writes .dist/<namespace>-<name>-<version>.zip
+agentfactory vet .dist/*.zip    # runs the examples of agent.json in the sandbox
+agentfactory publish .
+```
 """
+
+
+def example_output(task: dict[str, object]) -> dict[str, Any]:
+    """What the scaffold's `process.py` returns for `task`, computed by running that very code.
+
+    The code is this module's own constant (standard library only), run in a fresh namespace; so
+    the README's sample output and the manifest's first example cannot drift from the agent.
+    """
+    namespace: dict[str, Any] = {}
+    exec(compile(PROCESS_PY, "process.py", "exec"), namespace)
+    result: dict[str, Any] = namespace["process"](dict(task))
+    return result
+
+
+def _readme(name: str, summary: str) -> str:
+    return README.format(
+        name=name,
+        summary=summary,
+        example_input=json.dumps(EXAMPLE_INPUT),
+        example_output=json.dumps(example_output(EXAMPLE_INPUT), indent=2, ensure_ascii=False),
+    )
 
 
 def _manifest(name: str, summary: str, author: str, version: str) -> dict[str, object]:
@@ -92,13 +126,8 @@ def _manifest(name: str, summary: str, author: str, version: str) -> dict[str, o
         "examples": [
             {
                 "name": "counts",
-                "input": {"text": "the cat and the hat", "top": 1},
-                "expected": {
-                    "words": 5,
-                    "lines": 1,
-                    "characters": 19,
-                    "top_words": [{"word": "the", "count": 2}],
-                },
+                "input": EXAMPLE_INPUT,
+                "expected": example_output(EXAMPLE_INPUT),
             },
             {
                 "name": "multiline",
@@ -146,7 +175,7 @@ def scaffold(
         "agent.json": json.dumps(manifest, indent=2) + "\n",
         template_path: json.dumps(_template(name, summary, version), indent=2) + "\n",
         "process.py": PROCESS_PY,
-        "README.md": README.format(name=name, summary=summary),
+        "README.md": _readme(name, summary),
     }
     written = []
     for rel, text in files.items():
