@@ -1,145 +1,140 @@
-"""Render a package README (Markdown) to HTML that cannot carry script.
+"""Render a package README (CommonMark + GitHub tables) to HTML that cannot carry script.
 
-Invariant: every character of the input is HTML-escaped *before* any markup is produced, and the
-only tags ever emitted are the fixed ones written in this module (h3-h6, p, ul, ol, li, pre, code,
-blockquote, hr, strong, em, a). No attribute value comes from the input except a link's `href`,
-and that only when it is an absolute http(s) URL; since the text was escaped first it contains
-no `"`, `'`, `<` or `>` and cannot leave the attribute. Raw HTML in a README therefore shows up
-as text, and `javascript:`/`data:` links show up as plain text too.
+Two walls, each enough on its own:
 
-README headings are shifted down two levels (`#` becomes `<h3>`) because the package page owns the
-page's single `<h1>` and the README sits under its own `<h2>`; screen-reader users navigate by
-that outline.
+1. `markdown-it-py` parses the README with raw HTML turned off, so `<script>`, `<img onerror>`,
+   `<iframe>` and the like in a README come out as escaped text, as on a plain-text viewer.
+   Links and autolinks are kept only when their (decoded, normalized) target starts with
+   `http://`, `https://`, `mailto:` or `#`; any other link (`javascript:`, `data:`,
+   `vbscript:`, relative paths into this site, in any case, entity-encoded or not) stays
+   visible as the literal Markdown text.
+2. `nh3` (the Ammonia sanitizer) then rebuilds the HTML from an explicit allow-list: the tags in
+   `ALLOWED_TAGS`, the attributes in `ALLOWED_ATTRIBUTES`, the classes in `ALLOWED_CLASSES`,
+   URLs only with the schemes above (relative URLs only as `#fragment`), and every link gets
+   `rel="nofollow noopener noreferrer"`. No `style`, no `id`, no event handler survives.
 
-The subset is deliberately small: ATX headings, paragraphs, `-`/`*`/`+` and `1.` lists (one
-level), fenced code blocks, blockquotes, horizontal rules, inline code, `**strong**`, `*em*` /
-`_em_` and `[text](http://...)` links. Anything else renders as escaped text.
+Images are never loaded: `![alt](https://...)` renders as a link to the image labelled
+"image: alt" (inside a link, as the label alone). The site's Content-Security-Policy allows
+images only from this origin, and fetching a stranger's image would tell a third party who
+reads which README; showing a link keeps both the policy and the visitor's privacy.
+
+Table column alignment becomes an `align-left|center|right` class (the CSP forbids `style`
+attributes). README headings are shifted down two levels (`#` becomes `<h3>`, capped at `<h6>`)
+because the package page owns the single `<h1>` and the README sits under its own `<h2>`.
+
+Bounds: a README is cut at `MAX_README_CHARS` characters (the page then says so) and block
+nesting at `MAX_NESTING` levels (deeper content is dropped). Parsing costs up to ~10 µs a
+character on hostile input, so the cut keeps a README's first rendering around a second at worst;
+results are cached per README text, so later views of the page cost a dictionary lookup.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
-from markupsafe import Markup, escape
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markupsafe import Markup
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_BULLET = re.compile(r"^\s{0,3}[-*+]\s+(.*)$")
-_ORDERED = re.compile(r"^\s{0,3}\d{1,9}[.)]\s+(.*)$")
-_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
-_QUOTE = re.compile(r"^\s{0,3}&gt;\s?(.*)$")
-_RULE = re.compile(r"^\s{0,3}([-*_])(\s*\1){2,}\s*$")
+MAX_README_CHARS = 100_000
+MAX_NESTING = 20
+LINK_REL = "nofollow noopener noreferrer"
+_LINK_PREFIXES = ("http://", "https://", "mailto:", "#")
+_IMAGE_PREFIXES = ("http://", "https://")
+_ALIGN_CLASSES = frozenset({"align-left", "align-center", "align-right"})
 
-# Inline patterns run on already-escaped text, so `&gt;` etc. are literal there.
-_INLINE = re.compile(
-    r"(?P<code>`+)(?P<code_body>.+?)(?P=code)"
-    r"|\[(?P<link_text>[^\[\]]+)\]\((?P<link_url>[^()\s]+)\)"
-    r"|\*\*(?P<strong>[^*]+?)\*\*"
-    r"|(?<![\w*])\*(?P<em>[^*\s][^*]*?)\*(?![\w*])"
-    r"|(?<![\w_])_(?P<em2>[^_\s][^_]*?)_(?![\w_])"
-)
-_SAFE_URL = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
-
-MAX_README_CHARS = 200_000
-
-
-def _inline(escaped: str, allow_links: bool = True) -> str:
-    """Apply the inline subset to text that is already HTML-escaped."""
-
-    def replace(match: re.Match[str]) -> str:
-        if match["code"]:
-            return f"<code>{match['code_body'].strip()}</code>"
-        if match["link_text"] is not None:
-            text = _inline(match["link_text"], allow_links=False)
-            url = match["link_url"]
-            if allow_links and _SAFE_URL.match(url):
-                return f'<a href="{url}" rel="nofollow noopener noreferrer">{text}</a>'
-            return f"{text} ({url})"
-        if match["strong"] is not None:
-            return f"<strong>{_inline(match['strong'], allow_links)}</strong>"
-        body = match["em"] if match["em"] is not None else match["em2"]
-        return f"<em>{_inline(body, allow_links)}</em>"
-
-    return _INLINE.sub(replace, escaped)
+ALLOWED_TAGS = frozenset({
+    "h3", "h4", "h5", "h6", "p", "br", "hr", "blockquote", "pre", "code", "strong", "em", "a",
+    "ul", "ol", "li", "table", "thead", "tbody", "tr", "th", "td",
+})
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {"a": {"href", "title"}, "ol": {"start"}}
+ALLOWED_CLASSES: dict[str, set[str]] = {
+    "th": set(_ALIGN_CLASSES), "td": set(_ALIGN_CLASSES), "a": {"readme-image"},
+}
 
 
-class _Blocks:
-    """Accumulates output blocks; one open paragraph, list or quote at a time."""
+class _ReadmeMarkdown(MarkdownIt):
+    """CommonMark with tables, no raw HTML, and links only to the allowed schemes."""
 
-    def __init__(self) -> None:
-        self.out: list[str] = []
-        self.para: list[str] = []
-        self.list_tag: str | None = None
-        self.items: list[str] = []
-        self.quote: list[str] = []
+    def validateLink(self, url: str) -> bool:
+        return url.lower().startswith(_LINK_PREFIXES)
 
-    def flush(self) -> None:
-        if self.para:
-            self.out.append(f"<p>{_inline(' '.join(self.para))}</p>")
-            self.para = []
-        if self.list_tag:
-            items = "".join(f"<li>{_inline(item)}</li>" for item in self.items)
-            self.out.append(f"<{self.list_tag}>{items}</{self.list_tag}>")
-            self.list_tag, self.items = None, []
-        if self.quote:
-            self.out.append(f"<blockquote><p>{_inline(' '.join(self.quote))}</p></blockquote>")
-            self.quote = []
 
-    def item(self, tag: str, text: str) -> None:
-        if self.list_tag != tag:
-            self.flush()
-            self.list_tag = tag
-        self.items.append(text)
+def _inside_link(tokens: Sequence[Token], idx: int) -> bool:
+    depth = 0
+    for token in tokens[:idx]:
+        depth += {"link_open": 1, "link_close": -1}.get(token.type, 0)
+    return depth > 0
+
+
+def _image_as_link(
+    renderer: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any
+) -> str:
+    token = tokens[idx]
+    alt = renderer.renderInlineAsText(token.children, options, env)
+    label = escapeHtml(f"image: {alt}" if alt else "image")
+    src = str(token.attrGet("src") or "")
+    if _inside_link(tokens, idx) or not src.lower().startswith(_IMAGE_PREFIXES):
+        return label
+    return f'<a class="readme-image" href="{escapeHtml(src)}">{label}</a>'
+
+
+@lru_cache(maxsize=1)
+def _parser() -> MarkdownIt:
+    md = _ReadmeMarkdown("commonmark", {"html": False, "maxNesting": MAX_NESTING})
+    md.enable("table")
+    md.add_render_rule("image", _image_as_link)
+    return md
+
+
+@lru_cache(maxsize=1)
+def _cleaner() -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags={"script", "style"},
+        attributes=ALLOWED_ATTRIBUTES,
+        allowed_classes=ALLOWED_CLASSES,
+        url_schemes={"http", "https", "mailto"},
+        url_relative=lambda url: url if url.startswith("#") else None,
+        link_rel=LINK_REL,
+        strip_comments=True,
+    )
+
+
+def sanitize(html: str) -> str:
+    """`html` rebuilt from the allow-lists (the renderer's second wall, usable alone)."""
+    return _cleaner().clean(html)
+
+
+def _adjust(tokens: list[Token]) -> None:
+    """Shift headings below the page outline; turn table alignment into classes."""
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1]) + 2, 6)}"
+        elif token.type in ("th_open", "td_open"):
+            style = str(token.attrGet("style") or "")
+            token.attrs.pop("style", None)
+            if style.startswith("text-align:"):
+                token.attrSet("class", f"align-{style.removeprefix('text-align:')}")
 
 
 def _render(text: str) -> str:
-    lines = str(escape(text[:MAX_README_CHARS].replace("\r\n", "\n"))).split("\n")
-    blocks = _Blocks()
-    fence: str | None = None
-    code: list[str] = []
-    for line in lines:
-        if fence is not None:
-            if line.strip().startswith(fence):
-                blocks.out.append(f"<pre><code>{chr(10).join(code)}</code></pre>")
-                fence, code = None, []
-            else:
-                code.append(line)
-            continue
-        if match := _FENCE.match(line):
-            blocks.flush()
-            fence = match.group(1)
-            continue
-        if not line.strip():
-            blocks.flush()
-            continue
-        if match := _HEADING.match(line):
-            blocks.flush()
-            level = min(len(match.group(1)) + 2, 6)
-            blocks.out.append(f"<h{level}>{_inline(match.group(2))}</h{level}>")
-        elif _RULE.match(line):
-            blocks.flush()
-            blocks.out.append("<hr>")
-        elif match := _BULLET.match(line):
-            blocks.item("ul", match.group(1))
-        elif match := _ORDERED.match(line):
-            blocks.item("ol", match.group(1))
-        elif match := _QUOTE.match(line):
-            if not blocks.quote:
-                blocks.flush()
-            blocks.quote.append(match.group(1))
-        elif blocks.list_tag and line.startswith((" ", "\t")):
-            blocks.items[-1] += " " + line.strip()  # continuation of the last list item
-        else:
-            if blocks.list_tag or blocks.quote:
-                blocks.flush()
-            blocks.para.append(line.strip())
-    if fence is not None:  # an unclosed fence still renders its content as code
-        blocks.out.append(f"<pre><code>{chr(10).join(code)}</code></pre>")
-    blocks.flush()
-    return "\n".join(blocks.out)
+    md = _parser()
+    env: dict[str, Any] = {}
+    tokens = md.parse(text[:MAX_README_CHARS], env)
+    _adjust(tokens)
+    html = sanitize(md.renderer.render(tokens, md.options, env)).strip()
+    if len(text) > MAX_README_CHARS:
+        html += f'\n<p><em>README cut at {MAX_README_CHARS:,} characters.</em></p>'
+    return html
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=256)
 def render_markdown(text: str) -> Markup:
     """The README as safe HTML. Cached: a package page re-renders the same README often."""
-    return Markup(_render(text))
+    return Markup(_render(text))  # sanitized by nh3 in _render
