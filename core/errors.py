@@ -73,6 +73,32 @@ class NoImplementation(PluginError):
         )
 
 
+class PackageVetoed(PluginError):
+    """Plugins refused a package (`agentfactory_validate_package`).
+
+    `vetoes` maps each refusing plugin's name to its reasons, in the order the plugins answered.
+    """
+
+    def __init__(self, name: str, version: str, vetoes: dict[str, list[str]]) -> None:
+        self.name = name
+        self.version = version
+        self.vetoes = vetoes
+        said = ", ".join(f"plugin {p!r}: {'; '.join(r)}" for p, r in vetoes.items())
+        super().__init__(f"{name} {version} refused by {said}")
+
+
+class BadContribution(PluginError):
+    """A plugin answered a hook with something the hook does not accept."""
+
+    def __init__(self, plugin: str, hook: str, value: object, expected: str) -> None:
+        self.plugin = plugin
+        self.hook = hook
+        self.value = value
+        super().__init__(
+            f"plugin {plugin!r} answered {hook} with {value!r}, which is not {expected}"
+        )
+
+
 class AgentInputError(AgentFactoryError):
     """A task given to an agent is not what the agent accepts."""
 

@@ -15,6 +15,11 @@ When the registry has a vetter (the sandbox, in the marketplace), the read-only 
 runs, outside any transaction: strangers' examples can run for seconds, which must not hold the
 write lock, and only an authorized, correctly signed, new upload is worth sandbox time. The full
 pipeline then checks everything again, so a race in between is still caught.
+
+When the registry has a package check (the marketplace injects its plugins'
+`agentfactory_validate_package` vetoes), `validate` calls it with the parsed manifest once the
+archive's contents are known to be consistent, before any row is locked. The registry knows
+nothing about plugins: a check is any callable that raises an `AgentFactoryError` to refuse.
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class VettingOutcome:
 
 
 Vetter = Callable[[Package], VettingOutcome]
+PackageCheck = Callable[[Manifest], None]
+"""Refuses a manifest by raising an `AgentFactoryError` (e.g. `core.errors.PackageVetoed`)."""
 
 
 @dataclass
@@ -87,6 +94,7 @@ class PublishContext:
     blob_created: bool = False
     release: Release | None = None
     vetting: VettingOutcome | None = None
+    package_check: PackageCheck | None = None
 
     def need_manifest(self) -> Manifest:
         if self.manifest is None:
@@ -106,7 +114,8 @@ def step_parse(ctx: PublishContext) -> None:
 
 
 def step_validate(ctx: PublishContext) -> None:
-    """Files and templates the manifest names; denied tools; reserved and look-alike names."""
+    """Files and templates the manifest names; denied tools; the package check; reserved and
+    look-alike names."""
     manifest = ctx.need_manifest()
     templates = validate_contents(manifest, ctx.files)
     for path, template in zip(manifest.templates, templates, strict=True):
@@ -115,6 +124,8 @@ def step_validate(ctx: PublishContext) -> None:
             raise ManifestError(path, [
                 ("tools", f"tool {tool!r} is on the deny-list of this registry") for tool in refused
             ])
+    if ctx.package_check is not None:
+        ctx.package_check(manifest)
     ctx.package = Package(manifest, ctx.files, ctx.digest, len(ctx.archive), templates)
     # Locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes publishes): concurrent
     # uploads of one package queue here, so each sees the releases of those before it and

@@ -34,6 +34,7 @@ from registry.models import Package as PackageRow
 from registry.names import normalize_part
 from registry.publish import (
     PREFLIGHT,
+    PackageCheck,
     PublishContext,
     Vetter,
     VettingOutcome,
@@ -61,25 +62,26 @@ from registry.schemas import (
 class Registry:
     def __init__(
         self, engine: Engine, blobs: BlobStore, config: RegistryConfig | None = None,
-        vetter: Vetter | None = None,
+        vetter: Vetter | None = None, package_check: PackageCheck | None = None,
     ) -> None:
         self.engine = engine
         self.blobs = blobs
         self.config = config or RegistryConfig()
         self.vetter = vetter
+        self.package_check = package_check
         init_db(engine)
         self.fts = fts_available(engine)
 
     @classmethod
     def open(
         cls, home: Path, url: str | None = None, config: RegistryConfig | None = None,
-        vetter: Vetter | None = None,
+        vetter: Vetter | None = None, package_check: PackageCheck | None = None,
     ) -> Registry:
         """SQLite `home/registry.db` (or `url`) and blobs under `home/blobs`."""
         home = Path(home)
         home.mkdir(parents=True, exist_ok=True)
         engine = make_engine(url or f"sqlite:///{home / 'registry.db'}")
-        return cls(engine, LocalBlobStore(home / "blobs"), config, vetter)
+        return cls(engine, LocalBlobStore(home / "blobs"), config, vetter, package_check)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -165,6 +167,7 @@ class Registry:
                 ctx = PublishContext(
                     session=s, blobs=self.blobs, config=self.config, principal=principal,
                     archive=archive, signature=signature, key_id=key_id, vetting=vetting,
+                    package_check=self.package_check,
                 )
                 try:
                     return run_publish(ctx)
@@ -184,6 +187,7 @@ class Registry:
             ctx = PublishContext(
                 session=s, blobs=self.blobs, config=self.config, principal=principal,
                 archive=archive, signature=signature, key_id=key_id,
+                package_check=self.package_check,
             )
             for _name, step in PREFLIGHT:
                 step(ctx)

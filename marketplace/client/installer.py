@@ -10,7 +10,9 @@ The order of checks for every package, nothing trusted before its check passed:
 4. the Ed25519 signature over (digest, name, version) with that key;
 5. the archive's own checks (`registry.archive.read_archive`) and that it is the asked-for
    name and version;
-6. vetting: the package's examples run in the sandbox; a failure refuses the install;
+6. the plugins' vetoes (`agentfactory_validate_package` of the plugins installed here, unless
+   another package check is given): any refusal is `core.errors.PackageVetoed`, naming the plugin;
+   then vetting: the package's examples run in the sandbox; a failure refuses the install;
 7. unpack into a staging directory on the same filesystem, then rename into
    `agents/<namespace>/<name>/`; only when every package of the plan is staged are the renames,
    the lockfile and the pins committed. A refusal at any step leaves the home unchanged.
@@ -51,6 +53,7 @@ from marketplace.client.lockfile import (
 from marketplace.client.records import Download, publisher_of
 from marketplace.client.resolver import Plan, Resolver, parse_requirement
 from registry.archive import Package, extract_package, read_archive
+from registry.manifest import Manifest
 from registry.names import normalize_name
 from registry.signing import key_id_for, verify_release
 
@@ -58,6 +61,8 @@ if TYPE_CHECKING:
     from sandbox.vetting import VettingReport
 
 Vetter = Callable[[Package], VettingSummary]
+PackageCheck = Callable[[Manifest], None]
+"""Raises an `AgentFactoryError` to refuse a package before it is vetted or unpacked."""
 ProgressFor = Callable[[str], Progress | None]
 """Given a label ("acme/x 1.0"), a download progress callback (or None for no progress)."""
 
@@ -94,10 +99,13 @@ class Installer:
         vetter: Vetter,
         max_download: int = DEFAULT_MAX_DOWNLOAD,
         progress: ProgressFor | None = None,
+        package_check: PackageCheck | None = None,
     ) -> None:
         self.client = client
         self.home = home
         self.vetter = vetter
+        # None: the installed plugins' vetoes, looked up on first use (not for a no-op install).
+        self.package_check = package_check
         self.max_download = max_download
         self.progress = progress or (lambda label: None)
 
@@ -249,6 +257,7 @@ class Installer:
         return package
 
     def _vet(self, package: Package) -> VettingSummary:
+        self._check(package.manifest)  # cheap, and refuses before any sandbox time is spent
         summary = self.vetter(package)
         # "unvetted" (no examples) installs: the sandbox policy treats it as high-risk.
         if not summary.passed and summary.status != "unvetted":
@@ -258,6 +267,14 @@ class Installer:
                 summary.failures or [summary.detail or "vetting failed"],
             )
         return summary
+
+    def _check(self, manifest: Manifest) -> None:
+        if self.package_check is None:
+            from core.config import FactorySettings
+            from core.plugins import make_plugin_manager, package_check
+
+            self.package_check = package_check(make_plugin_manager(), FactorySettings.from_env())
+        self.package_check(manifest)
 
     def _stage(self, data: bytes) -> Path:
         root = agents_dir(self.home)

@@ -6,6 +6,12 @@ factory with the built-in plugins and the installed agents; on shutdown close th
 the registry. Everything lives on one `MarketState` per app: two apps in one process (two tests)
 share nothing.
 
+Plugins: each app builds one plugin manager (`app.state.plugins`) when it is created. Routers
+contributed through `agentfactory_api_routers` are mounted under `/api/v1/ext` then (anything
+else stops the app from being created, naming the plugin); the registry is given the plugins'
+`agentfactory_validate_package` vetoes as its package check, and the factory uses the same
+manager.
+
 Middleware order (outermost first): request latency (so refusals are timed too), then body caps,
 then FastAPI's own exception handling, where every error becomes a problem document
 (`api.problems`).
@@ -17,11 +23,14 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+import pluggy
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
+from core.errors import BadContribution
+from core.plugins import answers, make_plugin_manager, package_check
 from marketplace.server.api import api_router, health_router
 from marketplace.server.api.cache import ResponseCache
 from marketplace.server.api.deps import MarketState
@@ -33,12 +42,21 @@ from marketplace.server.ratelimit import TokenBucketLimiter
 from marketplace.server.settings import ServerSettings
 from marketplace.server.web import mount_web
 
+if TYPE_CHECKING:
+    from core.config import FactorySettings
+
 log = logging.getLogger("agentfactory.marketplace")
 
 API_PREFIX = "/api/v1"
+EXT_PREFIX = f"{API_PREFIX}/ext"
+ROUTERS_HOOK = "agentfactory_api_routers"
 
 
-def build_state(settings: ServerSettings, metrics: ServerMetrics | None = None) -> MarketState:
+def build_state(
+    settings: ServerSettings,
+    metrics: ServerMetrics | None = None,
+    plugins: pluggy.PluginManager | None = None,
+) -> MarketState:
     """Open the registry and everything around it (the lifespan's first half, usable alone)."""
     from registry.service import Registry
 
@@ -48,7 +66,10 @@ def build_state(settings: ServerSettings, metrics: ServerMetrics | None = None) 
         from marketplace.server.vetting import publish_vetter
 
         vetter = publish_vetter()
-    registry = Registry.open(settings.home, settings.database_url, vetter=vetter)
+    check = package_check(plugins or make_plugin_manager(), factory_settings(settings))
+    registry = Registry.open(
+        settings.home, settings.database_url, vetter=vetter, package_check=check
+    )
     return MarketState(
         settings=settings,
         registry=registry,
@@ -60,7 +81,21 @@ def build_state(settings: ServerSettings, metrics: ServerMetrics | None = None) 
     )
 
 
-def build_factory(settings: ServerSettings) -> tuple[Any, Callable[[], None]]:
+def factory_settings(settings: ServerSettings) -> FactorySettings:
+    """The operator's environment (allowed tools, trusted publishers), with the server's own
+    choices on top: what the factory and the plugins' validators are given."""
+    from core.config import FactorySettings
+
+    return replace(
+        FactorySettings.from_env(),
+        template_dirs=list(settings.template_dirs),
+        sandbox_policy=settings.sandbox_policy,
+    )
+
+
+def build_factory(
+    settings: ServerSettings, plugins: pluggy.PluginManager | None = None
+) -> tuple[Any, Callable[[], None]]:
     """The server's agent factory (built-in plugins and, through the `installed_agents` entry
     point, the installed agents) and a function that stops keeping it current.
 
@@ -68,18 +103,10 @@ def build_factory(settings: ServerSettings) -> tuple[Any, Callable[[], None]]:
     installed-agents plugin reads `$AGENTFACTORY_HOME`, so the watch runs only when that is the
     server's home (`agentfactory serve` makes it so).
     """
-    from core.config import FactorySettings
     from core.factory import AgentFactory
     from core.paths import agentfactory_home
 
-    # The operator's environment (allowed tools, trusted publishers), with the server's own
-    # choices on top.
-    factory_settings = replace(
-        FactorySettings.from_env(),
-        template_dirs=list(settings.template_dirs),
-        sandbox_policy=settings.sandbox_policy,
-    )
-    factory = AgentFactory(factory_settings)
+    factory = AgentFactory(factory_settings(settings), plugin_manager=plugins)
     if agentfactory_home().resolve() != settings.home.resolve():
         return factory, lambda: None
     from marketplace.client.installed import watch_installed
@@ -90,7 +117,7 @@ def build_factory(settings: ServerSettings) -> tuple[Any, Callable[[], None]]:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServerSettings = app.state.settings
-    state = build_state(settings, app.state.metrics)
+    state = build_state(settings, app.state.metrics, app.state.plugins)
     try:
         if settings.database_url is None:
             # The embedded default: this process alone writes to the home, and nothing is being
@@ -104,7 +131,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             published = publish_builtins(state.registry, settings.home)
             if published:
                 log.info("published %d built-in agent(s) under builtin/", len(published))
-        state.factory, stop_watching = build_factory(settings)
+        state.factory, stop_watching = build_factory(settings, app.state.plugins)
         app.state.market = state
         try:
             yield
@@ -134,6 +161,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router, prefix=API_PREFIX, responses=READ_PROBLEMS)
+    app.state.plugins = plugins = make_plugin_manager()
+    for router in plugin_routers(plugins):
+        app.include_router(router, prefix=EXT_PREFIX, responses=READ_PROBLEMS)
     # Innermost of the middlewares, so the outer ones (metrics, caps, headers) see its answers.
     app.add_middleware(CachedDetailMiddleware)
     mount_web(app)  # after the problem handlers: it replaces the 404 page for browsers only
@@ -144,3 +174,19 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     return app
+
+
+def plugin_routers(plugins: pluggy.PluginManager) -> list[APIRouter]:
+    """Every router the plugins contribute; anything else is a `BadContribution` naming the
+    plugin, raised before any router is mounted."""
+    routers: list[APIRouter] = []
+    for plugin, contributed in answers(plugins, ROUTERS_HOOK):
+        if contributed is None:
+            continue
+        if not isinstance(contributed, list | tuple):
+            raise BadContribution(plugin, ROUTERS_HOOK, contributed, "a list of APIRouter")
+        for router in contributed:
+            if not isinstance(router, APIRouter):
+                raise BadContribution(plugin, ROUTERS_HOOK, router, "a fastapi.APIRouter")
+            routers.append(router)
+    return routers

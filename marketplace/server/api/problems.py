@@ -49,6 +49,7 @@ PROBLEMS: dict[type[BaseException], tuple[int, str]] = {
     core_errors.TemplateNotFound: (404, "Template not found"),
     core_errors.TemplateValidationError: (422, "Invalid template"),
     core_errors.TemplateVetoed: (422, "Template refused"),
+    core_errors.PackageVetoed: (422, "Package refused by a plugin"),
     core_errors.AgentInputError: (400, "Invalid agent input"),
     # registry
     reg.ManifestError: (422, "Invalid manifest"),
