@@ -94,3 +94,19 @@ def test_readme_build_then_vet_works_as_written(
     code, out, err = run_cli([vet[0], *archives], capsys)
     assert code == 0, err
     assert "alice/wordy 1.0.0: passed" in out
+
+
+@pytest.mark.sandbox
+def test_project_readme_tour_runs_the_new_agent_from_where_init_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tour = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    lines = [shlex.split(line, comments=True) for block in blocks(tour, "sh")
+             for line in block.splitlines() if line.startswith("agentfactory ")]  # fmt: skip
+    init = next(argv[1:] for argv in lines if argv[1] == "init")
+    sandbox_run = next(argv[1:] for argv in lines if argv[1:3] == ["sandbox", "run"])
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(init, capsys)[0] == 0
+    code, out, err = run_cli(sandbox_run, capsys)
+    assert code == 0, err
+    assert '"top_words"' in out
