@@ -208,3 +208,26 @@ def test_hostile_readme_and_review_render_inert(browser: Any, live_web: LiveWeb)
 
     browser.get(live_web.url + "/search?q=evil")
     _assert_no_script_ran(browser, "Search: evil · Agent Factory")
+
+
+def test_api_docs_render_offline_under_the_sites_csp(browser: Any, live_web: LiveWeb) -> None:
+    """Swagger UI comes from this server (Chromium runs with background networking off) and
+    nothing on the page trips the Content-Security-Policy."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for path in ("/docs", "/api/v1/docs"):
+        browser.get(live_web.url + path)
+        WebDriverWait(browser, 20).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock")
+        )
+        assert "Agent Factory marketplace" in browser.find_element(
+            By.CSS_SELECTOR, ".swagger-ui .info .title").text
+        paths = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")]
+        assert any(p.startswith("/api/v1/packages") for p in paths), paths
+        problems = [
+            entry["message"] for entry in browser.get_log("browser")
+            if "Content Security Policy" in entry["message"]
+        ]
+        assert problems == []
+    _screenshot(browser, "api-docs.png")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from marketplace.server.web.security import (
@@ -30,12 +32,37 @@ def test_pages_carry_a_strict_csp_and_hardening_headers(client: TestClient) -> N
     assert "unsafe-eval" not in CONTENT_SECURITY_POLICY
 
 
-def test_api_responses_get_the_headers_and_the_docs_page_still_works(client: TestClient) -> None:
+def test_api_responses_get_the_headers(client: TestClient) -> None:
     api = client.get("/healthz", headers={"accept": "application/json"})
     assert api.headers["x-content-type-options"] == "nosniff"
-    docs = client.get("/api/v1/docs")
-    assert docs.status_code == 200
-    assert "content-security-policy" not in docs.headers  # Swagger UI needs inline script
+    assert api.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+
+
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
+               ".json": "application/json"}
+
+
+@pytest.mark.parametrize("path", ["/docs", "/api/v1/docs"])
+def test_the_api_docs_page_uses_only_local_assets_under_the_csp(
+    client: TestClient, path: str
+) -> None:
+    page = client.get(path)
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page.text) is None  # no inline script
+    assert " style=" not in page.text and "<style" not in page.text
+    urls = re.findall(r'(?:src|href|data-openapi-url)="([^"]*)"', page.text)
+    assert "/api/v1/openapi.json" in urls
+    assert {"/static/api-docs.js", "/static/swagger-ui/swagger-ui-bundle.js",
+            "/static/swagger-ui/swagger-ui.css"} <= set(urls)
+    for url in urls:
+        assert url.startswith("/") and not url.startswith("//"), url  # same origin only
+        asset = client.get(url, headers={"accept": "*/*"})
+        assert asset.status_code == 200, url
+        expected = ASSET_TYPES[url[url.rfind("."):]]
+        assert asset.headers["content-type"].startswith(expected), (url, asset.headers)
+    spec = client.get("/api/v1/openapi.json").json()
+    assert spec["info"]["title"] == "Agent Factory marketplace"
 
 
 def test_pages_contain_no_inline_script_or_style(client: TestClient) -> None:

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import AgentFactoryError
 from marketplace.server.api.problems import http_error_handler
 from marketplace.server.web import forms
+from marketplace.server.web.apidocs import mount_api_docs
 from marketplace.server.web.context import (
     STATIC_DIR,
     domain_error_page,
@@ -197,8 +198,10 @@ async def _not_found_handler(request: Request, exc: Exception) -> Response:
 
 
 def mount_web(app: FastAPI) -> None:
-    """Add the web pages to `app`: router, `/static`, security headers, HTML 404 pages."""
+    """Add the web pages to `app`: router, API docs, `/static`, security headers, HTML 404
+    pages."""
     app.include_router(make_web_router())
+    mount_api_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="web-static")
     app.add_exception_handler(StarletteHTTPException, _not_found_handler)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -1,11 +1,11 @@
 """Browser-facing security: response headers, the signed session cookie and CSRF tokens.
 
 Invariants:
-- Every HTML page leaves with `CONTENT_SECURITY_POLICY` (no inline script or style, nothing from
+- Every response leaves with `CONTENT_SECURITY_POLICY` (no inline script or style, nothing from
   another origin, no framing, forms post only to this origin) plus nosniff, no-referrer and a
-  deny-all frame policy. FastAPI's own docs pages (`/api/v1/docs`) load their UI from a CDN with
-  inline script, so they are exempt from the CSP (they show no user content); every other
-  response, JSON included, still gets the other headers.
+  deny-all frame policy, JSON and the API docs page included (its Swagger UI is served from
+  this origin with its initializer in a static file, see `apidocs`). A response that sets its
+  own CSP keeps it.
 - The session cookie is `base64(json) + "." + HMAC-SHA256(secret, base64(json))`, HttpOnly,
   SameSite=Strict and Path=/. A cookie whose MAC does not verify is ignored, never trusted in
   part. It carries a random session id and, once signed in, the user's API token: the token is
@@ -38,7 +38,6 @@ _COMMON_HEADERS: list[tuple[bytes, bytes]] = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-CSP_EXEMPT = ("/api/v1/docs", "/api/v1/redoc", "/docs", "/redoc")
 SESSION_COOKIE = "af_session"
 SESSION_MAX_AGE = 7 * 24 * 3600
 SECRET_FILE = "web-session.key"
@@ -47,23 +46,20 @@ SECRET_FILE = "web-session.key"
 class SecurityHeadersMiddleware:
     """Pure ASGI (it wraps every response, so it must cost microseconds, not a thread hop)."""
 
-    def __init__(self, app: ASGIApp, exempt: tuple[str, ...] = CSP_EXEMPT) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        with_csp = not path.startswith(self.exempt)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 headers.extend(h for h in _COMMON_HEADERS if h[0] not in present)
-                if with_csp and b"content-security-policy" not in present:
+                if b"content-security-policy" not in present:
                     headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
                 message = {**message, "headers": headers}
             await send(message)
