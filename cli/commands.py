@@ -5,9 +5,13 @@ group and answers the same hook, so the hook is exercised by every run of the CL
 are `LazyCommand`s: the name and one-line help are known without importing the module behind
 them, which keeps `agentfactory --help` and the client commands free of the server stack.
 
-`collect_commands()` builds the command table: built-ins first, then other plugins' commands; a
-plugin command whose name a built-in already has is ignored with a warning, so no plugin can
+`collect_commands(pm)` builds the command table: built-ins first, then other plugins' commands;
+a plugin command whose name a built-in already has is ignored with a warning, so no plugin can
 replace `install` or `publish` behind the user's back.
+
+One invocation builds one plugin manager (`invocation_plugin_manager`): the command table and the
+command that runs (`run` hands it to its `AgentFactory`) share it, so entry points are scanned and
+plugins registered once per process, not once for the table and again for the factory.
 """
 
 from __future__ import annotations
@@ -15,11 +19,16 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from core.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import pluggy
+
+_PLUGIN_MANAGER = "agentfactory.plugin_manager"  # key of click's per-invocation `Context.meta`
 
 # name -> (module:attribute, one-line help shown by --help without importing the module)
 BUILTIN: dict[str, tuple[str, str]] = {
@@ -62,12 +71,26 @@ def agentfactory_cli_commands() -> Sequence[click.Command]:
     return [LazyCommand(name, target, text) for name, (target, text) in BUILTIN.items()]
 
 
-def collect_commands() -> dict[str, click.Command]:
-    """Every command the registered plugins contribute, by name (built-ins win a clash)."""
+def invocation_plugin_manager(ctx: click.Context | None = None) -> pluggy.PluginManager:
+    """The plugin manager of the current command-line invocation, built on first use.
+
+    Outside a click invocation (a command called as a plain function) a fresh one is built.
+    """
     from core.plugins import make_plugin_manager
 
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is None:
+        return make_plugin_manager()
+    pm: pluggy.PluginManager | None = ctx.meta.get(_PLUGIN_MANAGER)
+    if pm is None:
+        pm = ctx.meta[_PLUGIN_MANAGER] = make_plugin_manager()
+    return pm
+
+
+def collect_commands(pm: pluggy.PluginManager) -> dict[str, click.Command]:
+    """Every command the plugins of `pm` contribute, by name (built-ins win a clash)."""
     this = sys.modules[__name__]
-    impls = make_plugin_manager().hook.agentfactory_cli_commands.get_hookimpls()
+    impls = pm.hook.agentfactory_cli_commands.get_hookimpls()
     impls.sort(key=lambda impl: impl.plugin is not this)  # stable: built-ins first
     commands: dict[str, click.Command] = {}
     for impl in impls:

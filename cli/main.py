@@ -24,20 +24,20 @@ class LazyGroup(click.Group):
 
     _commands: dict[str, click.Command] | None = None
 
-    def _contributed(self) -> dict[str, click.Command]:
+    def _contributed(self, ctx: click.Context) -> dict[str, click.Command]:
         if self._commands is None:
-            from cli.commands import collect_commands
+            from cli.commands import collect_commands, invocation_plugin_manager
 
-            self._commands = collect_commands()
+            self._commands = collect_commands(invocation_plugin_manager(ctx))
         return self._commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(self._contributed()) | set(self.commands))
+        return sorted(set(self._contributed(ctx)) | set(self.commands))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
-        command = self._contributed().get(cmd_name)
+        command = self._contributed(ctx).get(cmd_name)
         if command is None:
             return None
         from cli.commands import LazyCommand
@@ -45,7 +45,7 @@ class LazyGroup(click.Group):
         return command.load() if isinstance(command, LazyCommand) else command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        commands = self._contributed()
+        commands = self._contributed(ctx)
         rows = [(name, commands[name].get_short_help_str(limit=80)) for name in sorted(commands)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
@@ -71,8 +71,17 @@ def _version() -> str:
         return "0+unknown"
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    # Looked up only when asked for: reading the distribution's metadata on every start-up
+    # would cost each command several milliseconds for a line it does not print.
+    if value and not ctx.resilient_parsing:
+        click.echo(f"agentfactory, version {_version()}")
+        ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), "--version", prog_name="agentfactory")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Show the version and exit.")
 def cli() -> None:
     """Agent Factory: build agents from JSON templates, share them as signed packages, and run
     strangers' agents inside a WebAssembly sandbox."""

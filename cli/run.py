@@ -59,12 +59,14 @@ def parse_config(raw: str | None) -> dict[str, Any] | None:
 @click.option("--config", "config_json", metavar="JSON", help="Agent config as a JSON object.")
 def run(template: str, input_path: str, config_json: str | None) -> None:
     """Run an agent built from TEMPLATE on an input and print the result as JSON."""
+    from cli.commands import invocation_plugin_manager
     from core.config import FactorySettings
     from core.factory import AgentFactory
 
     task = read_task(input_path)
     config = parse_config(config_json)
-    with AgentFactory(FactorySettings.from_env()) as factory:
+    settings = FactorySettings.from_env()
+    with AgentFactory(settings, invocation_plugin_manager()) as factory:
         agent = factory.create_agent(template, config)
         try:
             result = agent.process(task)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from time import perf_counter
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +28,7 @@ from core.errors import AgentInputError, NoImplementation, PluginError
 from core.manager import ManagerMetrics, TemplateManager
 from core.plugins import implementations, make_plugin_manager, register
 from core.template import AgentTemplate
+from core.timing import DurationHistogram, DurationSnapshot
 
 AgentSpec = tuple[str, dict[str, Any] | None]
 
@@ -40,6 +42,9 @@ class FactoryStats:
     plugins: tuple[str, ...]
     implementations: tuple[str, ...]
     templates: ManagerMetrics
+    # Per created agent: template lookup (resolution when cold) and construction, not the
+    # agentfactory_agent_created hooks.
+    create_seconds: DurationSnapshot
 
 
 class AgentFactory:
@@ -59,6 +64,7 @@ class AgentFactory:
         self._implementations = implementations(self.plugin_manager)
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
+        self._create_times = DurationHistogram()
         self.templates = TemplateManager(
             self.settings,
             self.plugin_manager,
@@ -70,7 +76,8 @@ class AgentFactory:
 
     def create_agent(self, template_name: str, config: dict[str, Any] | None = None) -> Agent:
         """A new agent for template `template_name` with `config` (copied)."""
-        return self._build(self.templates.get(template_name), config)
+        start = perf_counter()
+        return self._build(self.templates.get(template_name), config, start)
 
     async def acreate_agent(
         self, template_name: str, config: dict[str, Any] | None = None
@@ -86,13 +93,14 @@ class AgentFactory:
         resolved: dict[str, AgentTemplate] = {}
         agents = []
         for name, config in specs:
+            start = perf_counter()
             template = resolved.get(name)
             if template is None:
                 template = resolved[name] = self.templates.get(name)
-            agents.append(self._build(template, config))
+            agents.append(self._build(template, config, start))
         return agents
 
-    def _build(self, template: AgentTemplate, config: dict[str, Any] | None) -> Agent:
+    def _build(self, template: AgentTemplate, config: dict[str, Any] | None, start: float) -> Agent:
         implementation = template.implementation or template.name
         if implementation not in self._implementations:
             raise NoImplementation(template.name, implementation)
@@ -106,6 +114,7 @@ class AgentFactory:
         name = template.name
         with self._lock:
             self._counts[name] = self._counts.get(name, 0) + 1
+            self._create_times.observe(perf_counter() - start)
         self._hook.agentfactory_agent_created(agent=agent)
         return agent
 
@@ -133,6 +142,7 @@ class AgentFactory:
     def stats(self) -> FactoryStats:
         with self._lock:
             counts = dict(self._counts)
+            create_seconds = self._create_times.snapshot()
         names = tuple(sorted(n for n, _ in self.plugin_manager.list_name_plugin()))
         return FactoryStats(
             agents_created=sum(counts.values()),
@@ -140,6 +150,7 @@ class AgentFactory:
             plugins=names,
             implementations=tuple(sorted(self._implementations)),
             templates=self.templates.metrics(),
+            create_seconds=create_seconds,
         )
 
     def metrics(self) -> ManagerMetrics:

@@ -35,6 +35,7 @@ from core.inheritance import resolve
 from core.loader import template_files
 from core.paths import builtin_templates_dir
 from core.template import AgentTemplate
+from core.timing import DurationHistogram, DurationSnapshot
 
 if TYPE_CHECKING:
     from core.watcher import TemplateWatcher
@@ -72,6 +73,10 @@ class ManagerMetrics:
     reloads: int
     errors: int  # load, resolution and veto errors since start
     current_errors: tuple[str, ...]  # sources whose latest version failed to load
+    # Distributions: reading + validating one file or plugin document (valid or not), and one
+    # cache miss's resolution (extends chain + validators).
+    load_seconds: DurationSnapshot
+    resolve_seconds: DurationSnapshot
 
 
 class TemplateManager:
@@ -101,6 +106,7 @@ class TemplateManager:
         self._timer = cat.LoadTimer()
         self._resolve_n = 0
         self._resolve_s = self._validate_s = 0.0
+        self._load_times, self._resolve_times = DurationHistogram(), DurationHistogram()
         builtin = (builtin_dir or builtin_templates_dir()) if include_builtin else None
         self._dirs: list[cat.SourceDir] = []
         if builtin is not None:
@@ -170,6 +176,8 @@ class TemplateManager:
                 reloads=self._reloads,
                 errors=self._errors,
                 current_errors=tuple(sorted(self._catalog.errors)),
+                load_seconds=self._load_times.snapshot(),
+                resolve_seconds=self._resolve_times.snapshot(),
             )
 
     def cached_names(self) -> list[str]:
@@ -291,10 +299,13 @@ class TemplateManager:
                         file_dir = cat.SourceDir(item.parent, cat.LAYER_PLUGIN, key)
                         self._load_into(item.resolve(), file_dir, sources, errors)
                     continue  # directories were loaded with the other directories
+                start = time.perf_counter()
                 try:
                     documents.append(cat.load_document(item, plugin, cat.LAYER_PLUGIN, self._timer))
                 except TemplateError as exc:
                     errors[f"{key}#{len(documents)}"] = exc
+                finally:
+                    self._observe_load(start)
             if documents:
                 sources[key] = tuple(documents)
 
@@ -306,11 +317,14 @@ class TemplateManager:
         errors: dict[str, TemplateError],
     ) -> bool:
         key = str(path)
+        start = time.perf_counter()
         try:
             record = cat.load_file(path, source_dir.layer, source_dir.origin, self._timer)
         except TemplateError as exc:
             errors[key] = exc
             return False
+        finally:
+            self._observe_load(start)
         sources[key] = (record,)
         errors.pop(key, None)
         return True
@@ -377,6 +391,7 @@ class TemplateManager:
             self._resolve_n += 1
             self._resolve_s += resolved_at - start
             self._validate_s += validated_at - resolved_at
+            self._resolve_times.observe(validated_at - start)
             if reasons:
                 self._errors += 1
             elif self._catalog is snapshot:
@@ -388,6 +403,11 @@ class TemplateManager:
     def _count_error(self) -> None:
         with self._lock:
             self._errors += 1
+
+    def _observe_load(self, start: float) -> None:
+        elapsed = time.perf_counter() - start
+        with self._lock:
+            self._load_times.observe(elapsed)
 
 
 def _mean_us(total_s: float, count: int) -> float:

@@ -10,8 +10,13 @@ the agent's config, then the template's parameters, then 3 and 10.
 
 from __future__ import annotations
 
-from plugins.logic.documentaliste import Heading, Keyword, Summary, process, summarize
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_getattr
 from plugins.native import NativeAgent
+
+if TYPE_CHECKING:
+    from plugins.logic.documentaliste import Heading, Keyword, Summary, summarize
 
 __all__ = ["NAME", "Heading", "Keyword", "Summary", "plugin", "summarize"]
 
@@ -19,4 +24,9 @@ NAME = "documentaliste"
 # Task fields that fall back to the agent's settings when the task leaves them out.
 OPTIONS = ("max_sentences", "max_keywords")
 
-plugin = NativeAgent(NAME, process, OPTIONS)
+LOGIC = "plugins.logic.documentaliste"
+
+plugin = NativeAgent(NAME, LOGIC, OPTIONS)
+
+# Every other public name is the logic module's, imported on first use (see `plugins.native`).
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(set(__all__) - {"NAME", "plugin"}, LOGIC))

@@ -11,17 +11,21 @@ config, then the template's parameters, then 10.
 
 from __future__ import annotations
 
-from plugins.logic.genie_logiciel import (
-    Analysis,
-    ClassInfo,
-    FunctionInfo,
-    ImportInfo,
-    Issue,
-    analyze,
-    complexity,
-    process,
-)
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_getattr
 from plugins.native import NativeAgent
+
+if TYPE_CHECKING:
+    from plugins.logic.genie_logiciel import (
+        Analysis,
+        ClassInfo,
+        FunctionInfo,
+        ImportInfo,
+        Issue,
+        analyze,
+        complexity,
+    )
 
 __all__ = [
     "NAME",
@@ -39,4 +43,9 @@ NAME = "genie_logiciel"
 # Task fields that fall back to the agent's settings when the task leaves them out.
 OPTIONS = ("max_complexity",)
 
-plugin = NativeAgent(NAME, process, OPTIONS)
+LOGIC = "plugins.logic.genie_logiciel"
+
+plugin = NativeAgent(NAME, LOGIC, OPTIONS)
+
+# Every other public name is the logic module's, imported on first use (see `plugins.native`).
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(set(__all__) - {"NAME", "plugin"}, LOGIC))

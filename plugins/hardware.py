@@ -10,16 +10,20 @@ When the task has no `requirements`, those of the agent's config or template par
 
 from __future__ import annotations
 
-from plugins.logic.hardware import (
-    REQUIREMENTS,
-    Check,
-    Component,
-    HardwareReport,
-    analyze,
-    process,
-    size_to_bytes,
-)
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_getattr
 from plugins.native import NativeAgent
+
+if TYPE_CHECKING:
+    from plugins.logic.hardware import (
+        REQUIREMENTS,
+        Check,
+        Component,
+        HardwareReport,
+        analyze,
+        size_to_bytes,
+    )
 
 __all__ = [
     "NAME",
@@ -36,4 +40,9 @@ NAME = "hardware"
 # Task fields that fall back to the agent's settings when the task leaves them out.
 OPTIONS = ("requirements",)
 
-plugin = NativeAgent(NAME, process, OPTIONS)
+LOGIC = "plugins.logic.hardware"
+
+plugin = NativeAgent(NAME, LOGIC, OPTIONS)
+
+# Every other public name is the logic module's, imported on first use (see `plugins.native`).
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(set(__all__) - {"NAME", "plugin"}, LOGIC))

@@ -11,15 +11,19 @@ option the task leaves out comes from the agent's config, then the template's pa
 
 from __future__ import annotations
 
-from plugins.logic.security_analyst import (
-    Finding,
-    ScanResult,
-    iban_valid,
-    luhn_valid,
-    process,
-    scan,
-)
+from typing import TYPE_CHECKING
+
+from core.lazy import lazy_getattr
 from plugins.native import NativeAgent
+
+if TYPE_CHECKING:
+    from plugins.logic.security_analyst import (
+        Finding,
+        ScanResult,
+        iban_valid,
+        luhn_valid,
+        scan,
+    )
 
 __all__ = ["NAME", "Finding", "ScanResult", "iban_valid", "luhn_valid", "plugin", "scan"]
 
@@ -27,4 +31,9 @@ NAME = "security_analyst"
 # Task fields that fall back to the agent's settings when the task leaves them out.
 OPTIONS = ("phones", "severity_threshold", "max_findings")
 
-plugin = NativeAgent(NAME, process, OPTIONS)
+LOGIC = "plugins.logic.security_analyst"
+
+plugin = NativeAgent(NAME, LOGIC, OPTIONS)
+
+# Every other public name is the logic module's, imported on first use (see `plugins.native`).
+__getattr__ = lazy_getattr(__name__, dict.fromkeys(set(__all__) - {"NAME", "plugin"}, LOGIC))

@@ -16,6 +16,9 @@ Invariants:
   replace this plugin, through the factory's public API, by a view bound to the factory's
   sandbox policy and trusted publishers, which recomputes implementations and reloads plugin
   templates. The module's own hooks (the entry point) use `FactorySettings.from_env()`.
+- importing this module imports nothing heavy (every process that builds a plugin manager
+  imports it, `agentfactory --help` included): the lockfile models (pydantic), the registry and
+  the sandbox are imported by the hooks that need them;
 - a package counts as from a verified publisher (for the "high-risk" policy) only when the
   operator trusts its namespace; its signature, checked at install, proves who published it,
   not that they deserve trust.
@@ -32,17 +35,22 @@ from typing import TYPE_CHECKING, Any
 
 from core.hookspecs import hookimpl
 from core.paths import agentfactory_home
-from marketplace.client.lockfile import LOCK_NAME, LockEntry, lock_path, read_lock
-from registry.names import normalize_name
 
 if TYPE_CHECKING:
     from core.agent import Agent
     from core.config import FactorySettings
     from core.factory import AgentFactory
+    from marketplace.client.lockfile import LockEntry
     from registry.archive import Package
 
 PLUGIN_NAME = "installed_agents"
 Stamp = tuple[int, int, int] | None
+
+
+def _lock_path(home: Path) -> Path:
+    from marketplace.client.lockfile import lock_path
+
+    return lock_path(home)
 
 
 def _stamp(path: Path) -> Stamp:
@@ -85,7 +93,7 @@ class InstalledAgents:
 
     def refresh(self) -> bool:
         """Re-read the lockfile and packages if the lockfile changed; True when it did."""
-        stamp = _stamp(lock_path(self.home))
+        stamp = _stamp(_lock_path(self.home))
         with self._lock:
             if self._loaded and stamp == self._stamp:
                 return False
@@ -98,6 +106,7 @@ class InstalledAgents:
         runners: dict[str, Any] = {}
         errors: dict[str, str] = {}
         from core.errors import AgentFactoryError
+        from marketplace.client.lockfile import read_lock
 
         for key, entry in read_lock(self.home).agents.items():
             try:
@@ -112,6 +121,8 @@ class InstalledAgents:
 
     @staticmethod
     def _template_doc(package: Package, path: str) -> dict[str, Any]:
+        from registry.names import normalize_name
+
         doc: dict[str, Any] = json.loads(package.files[path])
         doc.setdefault("implementation", normalize_name(package.manifest.name))
         return doc
@@ -210,7 +221,7 @@ def refresh_factory(factory: AgentFactory) -> bool:
     factory's public API, so implementations are recomputed and plugin templates reloaded.
     """
     home = agentfactory_home()
-    stamp = _stamp(lock_path(home))
+    stamp = _stamp(_lock_path(home))
     if factory in _synced and _synced[factory] == stamp:
         return False
     view = installed_agents(home, factory.settings)
@@ -226,6 +237,8 @@ def watch_installed(factory: AgentFactory) -> Callable[[], None]:
     """Refresh `factory` whenever the lockfile is replaced; returns a function that stops it."""
     from watchdog.events import FileSystemEvent, FileSystemEventHandler
     from watchdog.observers import Observer
+
+    from marketplace.client.lockfile import LOCK_NAME
 
     home = agentfactory_home()
     home.mkdir(parents=True, exist_ok=True)
