@@ -7,8 +7,13 @@ Unit conventions (the ones printed on the parts, so a user's numbers match the l
 - Memory (RAM and GPU memory) is binary whatever the label says: "64 GB DDR4" is 64 GiB, as JEDEC
   defines it. `min_ram_gb` and `min_gpu_memory_gb` are therefore compared in GiB.
 - Storage follows the drive makers: "1.92TB" is 1.92 * 10**12 bytes, "1.75TiB" is binary.
-  `min_disk_tb` and `min_ssd_tb` are compared in decimal TB, on usable capacity (a RAID level
-  written on the line reduces it: RAID 1 mirrors, RAID 5 loses one drive, ...).
+  Every storage figure says whether it is raw (all drives added up) or usable (what is left for
+  data once the RAID level written on the line has taken its share: RAID 1 mirrors, RAID 5 loses
+  one drive, ...); each disk line gets a note naming its RAID level, raw and usable capacity.
+  `min_disk_tb` and `min_ssd_tb` are compared in decimal TB, on usable capacity.
+- Power supplies marked "redundant" (or "N+M") are spares for each other: the capacity is what
+  survives the loss of the spares (one unit of a redundant pair, N units of N+M), not the sum.
+  Several supplies with no redundancy stated are added up, with a warning saying so.
 - Frequencies are in Hz, network speeds in bit/s, power in W.
 - "2 x" at the start of a line multiplies the part; CPU core counts are per socket.
 
@@ -65,6 +70,10 @@ _RPM_RE = re.compile(r"(\d[\d,]*)\s*rpm\b", re.IGNORECASE)
 _RAID_RE = re.compile(r"\bRAID\s*-?\s*(\d+)", re.IGNORECASE)
 _SPEED_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([mgt])(?:b(?:it)?(?:/s|ps)?|be)\b", re.IGNORECASE)
 _WATTS_RE = re.compile(r"(\d+(?:\.\d+)?)\s*W\b")
+_N_PLUS_M_RE = re.compile(r"\b(\d+)\s*\+\s*(\d+)\b")
+_REDUNDANT_RE = re.compile(r"\bredundan(?:t|cy)\b", re.IGNORECASE)
+_RAID_NAMES = {0: "striped", 1: "mirrored", 5: "one drive of parity", 6: "two drives of parity",
+               10: "striped mirrors"}  # fmt: skip
 
 
 @dataclass
@@ -85,8 +94,12 @@ class Component:
     interface: str | None = None  # nvme, sata, sas
     rpm: int | None = None
     raid: int | None = None
+    raw_bytes: int | None = None  # disks: all drives of the line added up
+    usable_bytes: int | None = None  # disks: what the RAID level leaves for data
     speed_bps: int | None = None
-    watts: float | None = None
+    watts: float | None = None  # per supply
+    redundancy: str | None = None  # power supplies: "1+1", "2+1", ...
+    capacity_watts: float | None = None  # power supplies: what is left if the spares fail
 
     def to_dict(self) -> dict[str, Any]:
         # A flat record: `vars` is enough, and `asdict` (a deep copy) dominated the run time.
@@ -108,6 +121,7 @@ class HardwareReport:
     totals: dict[str, float]
     warnings: list[str]
     checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how storage and power figures were reached
 
     @property
     def passed(self) -> bool:
@@ -117,6 +131,7 @@ class HardwareReport:
         return {
             "components": [c.to_dict() for c in self.components],
             "totals": self.totals,
+            "notes": self.notes,
             "warnings": self.warnings,
             "checks": [vars(c).copy() for c in self.checks],
             "passed": self.passed,
@@ -222,13 +237,67 @@ def _parse_disk(c: Component, key: str, value: str, warnings: list[str]) -> None
             )
 
 
-def usable_bytes(c: Component) -> int:
+def usable_capacity(c: Component) -> int:
     """Capacity left for data once the line's RAID level has taken its share."""
     raw = (c.capacity_bytes or 0) * c.count
     if c.raid is None or c.count < _RAID_MIN_DRIVES.get(c.raid, 0):
         return raw
     per = c.capacity_bytes or 0
     return {0: raw, 1: per, 5: raw - per, 6: raw - 2 * per, 10: raw // 2}.get(c.raid, raw)
+
+
+def _tb(n: int) -> str:
+    return f"{n / 1e12:g} TB"
+
+
+def _storage_note(c: Component) -> str:
+    drives = f"{c.count} x {_tb(c.capacity_bytes or 0)}" if c.count > 1 else _tb(c.raw_bytes or 0)
+    if c.raid is None:
+        layout = "no RAID"
+    elif c.raid in _RAID_NAMES and c.count >= _RAID_MIN_DRIVES[c.raid]:
+        layout = f"RAID {c.raid} ({_RAID_NAMES[c.raid]})"
+    else:  # a warning says why
+        layout = f"RAID {c.raid} (not applied)"
+    return (
+        f"line {c.line}: {drives}, {layout}: {_tb(c.raw_bytes or 0)} raw, "
+        f"{_tb(c.usable_bytes or 0)} usable"
+    )
+
+
+def _parse_psu(c: Component, value: str, warnings: list[str]) -> None:
+    watts = _WATTS_RE.search(value)
+    c.watts = float(watts.group(1)) if watts else None
+    n_plus_m = _N_PLUS_M_RE.search(value)
+    if n_plus_m and int(n_plus_m.group(1)) + int(n_plus_m.group(2)) == c.count:
+        working = int(n_plus_m.group(1))
+    elif n_plus_m:
+        warnings.append(
+            f"line {c.line}: {n_plus_m.group()} does not add up to {c.count} supplies; "
+            "taken as one spare"
+        )
+        working = max(c.count - 1, 1)
+    elif _REDUNDANT_RE.search(value) and c.count > 1:
+        working = c.count - 1
+    else:
+        working = c.count
+        if c.count > 1:
+            warnings.append(
+                f"line {c.line}: {c.count} power supplies with no redundancy stated: their "
+                "wattage is added up; write 'redundant' or 'N+1' if some are spares"
+            )
+    if working < c.count:
+        c.redundancy = f"{working}+{c.count - working}"
+    if c.watts is not None:
+        c.capacity_watts = c.watts * working
+
+
+def _power_note(c: Component) -> str:
+    watts = f"{c.watts:g} W" if c.watts is not None else "unknown wattage"
+    supplies = f"{c.count} x {watts}" if c.count > 1 else watts
+    capacity = f"{c.capacity_watts:g} W" if c.capacity_watts is not None else "unknown"
+    if c.redundancy:
+        return f"line {c.line}: {supplies}, redundant {c.redundancy}: {capacity} capacity"
+    return f"line {c.line}: {supplies}, not redundant: {capacity} capacity"
 
 
 def parse_line(number: int, line: str, warnings: list[str]) -> Component | None:
@@ -260,8 +329,7 @@ def parse_line(number: int, line: str, warnings: list[str]) -> Component | None:
         if speed:
             c.speed_bps = round(float(speed.group(1)) * 1000 ** _PREFIX[speed.group(2).lower()])
     elif kind == "psu":
-        watts = _WATTS_RE.search(rest)
-        c.watts = float(watts.group(1)) if watts else None
+        _parse_psu(c, rest, warnings)
     return c
 
 
@@ -269,10 +337,11 @@ def _totals(components: list[Component], warnings: list[str]) -> dict[str, float
     def of(kind: str) -> list[Component]:
         return [c for c in components if c.kind == kind]
 
-    cpus, rams, disks = of("cpu"), of("ram"), of("disk")
+    cpus, rams, disks, psus = of("cpu"), of("ram"), of("disk"), of("psu")
     ram_bytes = sum((c.capacity_bytes or 0) * c.count for c in rams)
-    disk_bytes = sum(usable_bytes(c) for c in disks)
-    ssd_bytes = sum(usable_bytes(c) for c in disks if c.media == "ssd")
+    raw_bytes = sum(c.raw_bytes or 0 for c in disks)
+    usable_bytes = sum(c.usable_bytes or 0 for c in disks)
+    ssd_bytes = sum(c.usable_bytes or 0 for c in disks if c.media == "ssd")
     frequencies = [c.frequency_hz for c in cpus if c.frequency_hz]
     generations = {c.memory_type for c in rams if c.memory_type}
     if len(generations) > 1:
@@ -289,15 +358,18 @@ def _totals(components: list[Component], warnings: list[str]) -> dict[str, float
         "cpu_ghz": round(min(frequencies) / 1e9, 3) if frequencies else 0.0,
         "ram_bytes": ram_bytes,
         "ram_gib": round(ram_bytes / 2**30, 2),
-        "disk_bytes": disk_bytes,
-        "disk_tb": round(disk_bytes / 1e12, 3),
-        "ssd_tb": round(ssd_bytes / 1e12, 3),
+        "disk_raw_bytes": raw_bytes,
+        "disk_raw_tb": round(raw_bytes / 1e12, 3),
+        "disk_usable_bytes": usable_bytes,
+        "disk_usable_tb": round(usable_bytes / 1e12, 3),
+        "ssd_usable_tb": round(ssd_bytes / 1e12, 3),
         "gpus": sum(c.count for c in of("gpu")),
         "gpu_memory_gib": round(
             max((c.capacity_bytes or 0 for c in of("gpu")), default=0) / 2**30, 2
         ),
         "network_gbps": round(sum((c.speed_bps or 0) * c.count for c in of("nic")) / 1e9, 3),
-        "psu_watts": sum((c.watts or 0) * c.count for c in of("psu")),
+        "psu_installed_watts": sum((c.watts or 0) * c.count for c in psus),
+        "psu_capacity_watts": sum(c.capacity_watts or 0 for c in psus),
     }
 
 
@@ -307,8 +379,8 @@ REQUIREMENTS = {
     "min_cores": ("cores", "cores"),
     "min_threads": ("threads", "threads"),
     "min_cpu_ghz": ("cpu_ghz", "GHz"),
-    "min_disk_tb": ("disk_tb", "TB"),
-    "min_ssd_tb": ("ssd_tb", "TB"),
+    "min_disk_tb": ("disk_usable_tb", "TB"),
+    "min_ssd_tb": ("ssd_usable_tb", "TB"),
     "min_gpus": ("gpus", "GPUs"),
     "min_gpu_memory_gb": ("gpu_memory_gib", "GiB"),
     "min_network_gbps": ("network_gbps", "Gbit/s"),
@@ -331,9 +403,15 @@ def analyze(text: str, requirements: dict[str, float] | None = None) -> Hardware
     components = [
         c for n, line in enumerate(text.splitlines(), 1) if (c := parse_line(n, line, warnings))
     ]
+    for c in components:
+        if c.kind == "disk":
+            c.raw_bytes = (c.capacity_bytes or 0) * c.count
+            c.usable_bytes = usable_capacity(c)
     totals = _totals(components, warnings)
+    notes = [_storage_note(c) for c in components if c.kind == "disk"]
+    notes += [_power_note(c) for c in components if c.kind == "psu"]
     return HardwareReport(
-        components, totals, warnings, check_requirements(totals, requirements or {})
+        components, totals, warnings, check_requirements(totals, requirements or {}), notes
     )
 
 

@@ -59,14 +59,16 @@ def test_memory_is_binary_and_storage_decimal_unless_the_label_says_otherwise() 
     assert size_to_bytes(512, "M", binary=True) == 512 * 2**20
 
 
-def test_example_spec_totals_use_usable_raid_capacity() -> None:
+def test_example_spec_totals_say_raw_and_usable_raid_capacity() -> None:
     report = analyze(SPEC)
     totals = report.totals
     assert (totals["cpu_sockets"], totals["cores"], totals["threads"]) == (2, 28, 56)
     assert totals["ram_bytes"] == 256 * GiB and totals["ram_gib"] == 256
     # RAID 1 of 2 x 1.92 TB keeps 1.92 TB; RAID 5 of 4 x 4 TB keeps 12 TB.
-    assert totals["disk_bytes"] == 1_920_000_000_000 + 12 * TB
-    assert totals["ssd_tb"] == 1.92
+    assert totals["disk_raw_bytes"] == 2 * 1_920_000_000_000 + 4 * 4 * TB
+    assert totals["disk_usable_bytes"] == 1_920_000_000_000 + 12 * TB
+    assert (totals["disk_raw_tb"], totals["disk_usable_tb"]) == (19.84, 13.92)
+    assert totals["ssd_usable_tb"] == 1.92
     assert totals["network_gbps"] == 20 and totals["gpus"] == 1
     assert totals["gpu_memory_gib"] == 16
     assert report.warnings == []
@@ -78,9 +80,62 @@ def test_workstation_spec() -> None:
     totals = analyze(WORKSTATION).totals
     assert (totals["cores"], totals["threads"], totals["cpu_ghz"]) == (16, 32, 4.5)
     assert totals["ram_gib"] == 64
-    assert totals["disk_bytes"] == 2 * TB + round(1.75 * 2**40)
-    assert totals["ssd_tb"] == totals["disk_tb"]
+    assert totals["disk_usable_bytes"] == totals["disk_raw_bytes"] == 2 * TB + round(1.75 * 2**40)
+    assert totals["ssd_usable_tb"] == totals["disk_usable_tb"]
     assert totals["network_gbps"] == 2.5 and totals["gpu_memory_gib"] == 24
+
+
+def test_each_disk_line_names_its_raid_level_raw_and_usable_capacity() -> None:
+    result = process({"text": SPEC})
+    assert result["notes"][:2] == [
+        "line 5: 2 x 1.92 TB, RAID 1 (mirrored): 3.84 TB raw, 1.92 TB usable",
+        "line 6: 4 x 4 TB, RAID 5 (one drive of parity): 16 TB raw, 12 TB usable",
+    ]
+    raid5 = next(c for c in result["components"] if c.get("raid") == 5)
+    assert (raid5["raw_bytes"], raid5["usable_bytes"]) == (16 * TB, 12 * TB)
+    too_few = analyze("Disk: 2 x 4TB HDD, RAID 5")
+    assert too_few.notes == ["line 1: 2 x 4 TB, RAID 5 (not applied): 8 TB raw, 8 TB usable"]
+    assert analyze("Disk: 1TB SSD").notes == ["line 1: 1 TB, no RAID: 1 TB raw, 1 TB usable"]
+
+
+def test_a_redundant_pair_of_supplies_gives_one_supplys_power() -> None:
+    result = process({"text": SPEC})
+    psu = next(c for c in result["components"] if c["kind"] == "psu")
+    assert (psu["count"], psu["watts"], psu["redundancy"], psu["capacity_watts"]) == (
+        2, 750, "1+1", 750
+    )  # fmt: skip
+    assert (result["totals"]["psu_capacity_watts"], result["totals"]["psu_installed_watts"]) == (
+        750, 1500
+    )  # fmt: skip
+    assert "line 9: 2 x 750 W, redundant 1+1: 750 W capacity" in result["notes"]
+    assert result["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    ("line", "redundancy", "capacity"),
+    [
+        ("PSU: 3 x 1100W, N+1 redundant", "2+1", 2200),
+        ("PSU: 4 x 1600W 2+2", "2+2", 3200),
+        ("Power supply: 2 x 500 W redundancy", "1+1", 500),
+        ("PSU: 800W", None, 800),
+    ],
+)
+def test_power_capacity_leaves_out_the_spares(
+    line: str, redundancy: str | None, capacity: float
+) -> None:
+    report = analyze(line)
+    psu = report.components[0]
+    assert (psu.redundancy, psu.capacity_watts) == (redundancy, capacity)
+    assert report.totals["psu_capacity_watts"] == capacity
+
+
+def test_supplies_without_stated_redundancy_add_up_with_a_warning() -> None:
+    report = analyze("PSU: 2 x 750W")
+    assert report.totals["psu_capacity_watts"] == 1500
+    assert any("no redundancy stated" in w for w in report.warnings), report.warnings
+    mismatch = analyze("PSU: 3 x 750W 1+1")
+    assert mismatch.components[0].redundancy == "2+1"
+    assert any("1+1 does not add up to 3 supplies" in w for w in mismatch.warnings)
 
 
 def test_requirements_pass_or_fail_one_by_one() -> None:
