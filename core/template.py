@@ -77,7 +77,13 @@ class AgentTemplate(BaseModel):
     model: ModelSettings = Field(default_factory=ModelSettings)
     prompts: dict[str, str] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
-    hooks: dict[str, Any] = Field(default_factory=dict)
+    hooks: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "Settings for plugin hooks, keyed by plugin name: each plugin reads its own entry "
+            "(e.g. {\"task_guard\": {\"max_chars\": 100000}}). See docs/plugins.md."
+        ),
+    )
     extends: str | None = Field(default=None, description="Name of the parent template.")
     implementation: str | None = Field(
         default=None, description="Name of the plugin implementation that processes tasks."

@@ -8,7 +8,11 @@ capabilities and template names of each package's latest release. Each query wor
 a prefix and all words must match; relevance is BM25 (FTS5) or `ts_rank` (PostgreSQL), with
 the name weighted highest. Without a full-text index (SQLite built without FTS5) the same
 query runs as case-insensitive LIKE over the same fields, relevance then meaning "name matches
-first". Rating order is the Bayesian average `(C*m + sum) / (C + n)`, m the mean of all ratings.
+first". Rating order puts every rated package before every unrated one (an unrated package has
+no evidence, so it must not borrow the prior's score and outrank a real 5), the rated ones by
+the Bayesian average `(C*m + sum) / (C + n)`: the prior m is the mean of all ratings in the
+registry, weighted as C votes (`prior_weight`, 5 by default); `DEFAULT_MEAN` stands in for m
+only while nobody has rated anything, when it cannot change the order.
 """
 
 from __future__ import annotations
@@ -136,7 +140,8 @@ def search(
     rating = (weight * mean + col(Package.stars_sum)) / (weight + col(Package.review_count))
     order: list[Any]
     if sort == "rating":
-        order = [rating.desc(), col(Package.downloads).desc()]
+        unrated_last = case((col(Package.review_count) > 0, literal(0)), else_=literal(1))
+        order = [unrated_last, rating.desc(), col(Package.downloads).desc()]
     elif sort == "downloads":
         order = [col(Package.downloads).desc()]
     elif sort == "recent":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from registry.service import Registry
@@ -182,3 +183,30 @@ def test_static_assets_are_served(client: TestClient) -> None:
     js = client.get("/static/copy.js")
     assert css.status_code == 200 and "text/css" in css.headers["content-type"]
     assert js.status_code == 200 and "clipboard" in js.text
+
+
+def test_top_rated_never_puts_an_unrated_package_above_a_rated_one(
+    client: TestClient, seed: Seeder, registry: Registry
+) -> None:
+    acme = seed.publisher("acme")
+    for short in ("popular", "quiet", "loved"):
+        seed.package(acme, f"acme/{short}")
+    for _ in range(3):
+        registry.download("acme/popular", "1.0.0")
+    # One 5-star vote: the mean of all ratings is 5, which an unrated package must not borrow.
+    seed.review("acme/loved", "fan", 5)
+    home = client.get("/").text.split("<section")[1]
+    assert _names_in(home) == ["acme/loved", "acme/popular", "acme/quiet"]
+
+    seed.package(acme, "acme/meh")
+    seed.review("acme/meh", "critic", 2)  # below the mean: still above every unrated package
+    page = client.get("/search?sort=rating")
+    assert _names_in(page.text) == ["acme/loved", "acme/meh", "acme/popular", "acme/quiet"]
+    api = client.get("/api/v1/packages?sort=rating", headers={"accept": "application/json"})
+    items = api.json()["items"]
+    assert [p["name"] for p in items] == ["acme/loved", "acme/meh", "acme/popular", "acme/quiet"]
+    # The prior is the mean of all ratings (3.5) weighted as 5 votes.
+    assert items[0]["rating_bayesian"] == pytest.approx((5 * 3.5 + 5) / 6)
+    assert items[1]["rating_bayesian"] == pytest.approx((5 * 3.5 + 2) / 6)
+    publisher = client.get("/publishers/acme").text
+    assert _names_in(publisher)[:2] == ["acme/loved", "acme/meh"]

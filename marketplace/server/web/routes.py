@@ -153,7 +153,9 @@ def publisher_page(publisher: str, request: Request) -> Response:
         found.update((item.name, item) for item in result.items)
         if page * result.per_page >= result.total:
             break
-    packages = sorted(found.values(), key=lambda p: (-p.rating_bayesian, p.name))
+    packages = sorted(
+        found.values(), key=lambda p: (not p.rating_count, -p.rating_bayesian, p.name)
+    )
     rated = [p for p in packages if p.rating_count]
     count = sum(p.rating_count for p in rated)
     mean = (
