@@ -11,7 +11,6 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -85,6 +84,8 @@ class AgentFactory:
         """`create_agent` for async code; a cold template is resolved in a worker thread."""
         if template_name in self.templates.cached_names():
             return self.create_agent(template_name, config)
+        import asyncio  # only the async API needs it; importing it costs `agentfactory run` ~20 ms
+
         return await asyncio.to_thread(self.create_agent, template_name, config)
 
     def bulk_create(self, specs: Iterable[AgentSpec]) -> list[Agent]:
