@@ -114,12 +114,25 @@ class PluginLoadError(PluginError):
 
 
 class SettingsError(AgentFactoryError):
-    """A factory setting has an impossible value. `field` names it, `value` holds it."""
+    """A factory setting has an impossible value. `field` names it as the operator wrote it,
+    `value` holds it, `source` says where it came from (a config file, the environment)."""
 
-    def __init__(self, field: str, value: object, reason: str) -> None:
+    def __init__(self, field: str, value: object, reason: str, source: str | None = None) -> None:
         self.field = field
         self.value = value
-        super().__init__(f"invalid setting {field}={value!r}: {reason}")
+        self.reason = reason
+        self.source = source
+        where = f" in {source}" if source else ""
+        super().__init__(f"invalid setting {field}={value!r}{where}: {reason}")
+
+
+class ConfigFileError(AgentFactoryError):
+    """The config file at `path` is missing (when named explicitly), unreadable or not TOML."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"config file {path}: {reason}")
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
