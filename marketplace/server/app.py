@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
@@ -132,6 +133,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             if published:
                 log.info("published %d built-in agent(s) under builtin/", len(published))
         state.factory, stop_watching = build_factory(settings, app.state.plugins)
+        state.metrics.track(state.factory)
+        # Registry queries run in anyio's worker threads: as many as the operator allows.
+        limiter = to_thread.current_default_thread_limiter()
+        limiter.total_tokens = state.factory.settings.worker_threads
         app.state.market = state
         try:
             yield

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.marketplace.conftest import Actor, make_package, register
+from tests.marketplace.test_metrics import scrape, value
 
 DETAIL = "/api/v1/packages/acme/summarizer"
 
@@ -28,10 +29,9 @@ def test_a_cache_hit_answers_exactly_what_the_endpoint_answered(
         assert second.headers.get(header) == first.headers.get(header), header
     figures = api.get("/api/v1/metrics/agent_factory").json()
     assert figures["detail_cache_hits"] == hits_before + 1
-    labels = 'method="GET",route="/api/v1/packages/{namespace}/{name}",status="200"'
-    [count] = [line for line in api.get("/metrics").text.splitlines()
-               if line.startswith(f"agentfactory_http_request_duration_seconds_count{{{labels}}}")]
-    assert count.endswith(" 2")  # both requests observed under the route template
+    labels = {"method": "GET", "route": "/api/v1/packages/{namespace}/{name}", "status": "200"}
+    count = value(scrape(api), "agentfactory_http_request_duration_seconds_count", **labels)
+    assert count == 2  # both requests observed under the route template
 
 
 def test_a_write_is_seen_by_the_next_read(api: Any, acme: Actor, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Health, metrics, OpenAPI, problem details for the unexpected, bootstrap, and the small
-server-side pieces (token buckets, response cache, Prometheus text) driven by hand."""
+server-side pieces (token buckets, response cache) driven by hand. `/metrics` itself is in
+`test_metrics.py`."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import httpx
 import pytest
 
 from marketplace.server.api.cache import ResponseCache
-from marketplace.server.metrics import FactorySnapshot, ServerMetrics
 from marketplace.server.ratelimit import RateLimited, TokenBucketLimiter
 from marketplace.server.settings import RateLimit, ServerSettings
 from tests.marketplace.conftest import Actor, FakeClock, make_package
+from tests.marketplace.test_metrics import scrape, value
 
 
 def test_healthz_and_openapi(api: Any) -> None:
@@ -33,27 +34,6 @@ def test_healthz_and_openapi(api: Any) -> None:
     )
 
 
-def test_metrics_count_publishes_downloads_installs(api: Any, acme: Actor, tmp_path: Path) -> None:
-    acme.publish(make_package(tmp_path), "acme/summarizer", "1.0.0")
-    url = "/api/v1/packages/acme/summarizer/versions/1.0.0/download"
-    api.get(url)
-    api.get(url, params={"install": 1})
-    text = api.get("/metrics")
-    assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = text.text.splitlines()
-    assert "agentfactory_publishes_total 1" in lines
-    assert "agentfactory_downloads_total 2" in lines
-    assert "agentfactory_installs_total 1" in lines
-    assert any(line.startswith("agentfactory_templates_loaded ") for line in lines)
-    assert any(
-        'route="/api/v1/packages/{namespace}/{name}/versions/{version}/download"' in line
-        for line in lines
-    )
-    figures = api.get("/api/v1/metrics/agent_factory").json()
-    assert figures["publishes"] == 1 and figures["installs"] == 1
-    assert figures["templates_loaded"] >= 1
-
-
 def test_metrics_count_sandbox_runs_and_failures_by_kind(
     api: Any, acme: Actor, tmp_path: Path
 ) -> None:
@@ -68,8 +48,8 @@ def test_metrics_count_sandbox_runs_and_failures_by_kind(
     bad = make_package(tmp_path, "acme/crasher", process=crashing)
     assert acme.publish(bad, "acme/crasher", "1.0.0").json()["code"] == "VettingFailed"
     assert sandbox_figures() == (runs + 2, errors + 1)
-    exposition = api.get("/metrics").text.splitlines()
-    assert f'agentfactory_sandbox_failures_total{{kind="agent_error"}} {errors + 1}' in exposition
+    failures = value(scrape(api), "agentfactory_sandbox_failures_total", kind="agent_error")
+    assert failures == errors + 1
 
 
 def test_unknown_route_and_unexpected_error_are_problems(make_app: Any) -> None:
@@ -149,18 +129,6 @@ def test_cache_never_stores_a_value_computed_before_a_write() -> None:
     assert cache.get("detail", "acme/a") == b"new"
     clock.advance(5)
     assert cache.get("detail", "acme/a") is None  # expired
-
-
-def test_prometheus_text_format() -> None:
-    metrics = ServerMetrics()
-    metrics.requests.observe(0.003, "GET", '/a"b', "200")
-    text = metrics.render(
-        FactorySnapshot(cache_hits=3, cache_misses=1, sandbox_failures={"timeout": 2})
-    )
-    assert "agentfactory_template_cache_hit_rate 0.75" in text
-    assert 'agentfactory_sandbox_failures_total{kind="timeout"} 2' in text
-    assert 'route="/a\\"b"' in text
-    assert 'le="+Inf"} 1' in text
 
 
 def test_settings_from_env(tmp_path: Path) -> None:

@@ -111,6 +111,6 @@ class LatencyMiddleware:
             # Recent FastAPI keeps an included route's own path; put the mount prefix back.
             if scope["path"].startswith(API_PREFIX) and not template.startswith(API_PREFIX):
                 template = API_PREFIX + template
-            self.metrics.requests.observe(
-                time.perf_counter() - start, scope["method"], template, str(status)
+            self.metrics.requests.labels(scope["method"], template, str(status)).observe(
+                time.perf_counter() - start
             )

@@ -1,5 +1,5 @@
-"""Operations endpoints: `/healthz`, `/metrics` (Prometheus text) and the factory's figures as
-JSON under `/api/v1/metrics/agent_factory`.
+"""Operations endpoints: `/healthz`, `/metrics` (Prometheus or OpenMetrics text, by the `Accept`
+header) and the factory's figures as JSON under `/api/v1/metrics/agent_factory`.
 
 `/healthz` answers 200 only when the database answers a trivial query, so a load balancer stops
 sending traffic to a worker that lost its database. Scrapes read the factory's own counters at
@@ -8,9 +8,7 @@ scrape time (see `marketplace.server.metrics`); nothing here mutates state.
 
 from __future__ import annotations
 
-import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
@@ -18,12 +16,9 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from marketplace.server.api.deps import MarketState, get_state
-from marketplace.server.metrics import FactorySnapshot
 
 health_router = APIRouter(tags=["ops"])
 api_router = APIRouter(tags=["ops"])
-
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _version() -> str:
@@ -54,32 +49,6 @@ class FactoryFigures(BaseModel):
     detail_cache_misses: int
 
 
-def factory_snapshot(state: MarketState) -> FactorySnapshot:
-    factory: Any = state.factory
-    if factory is None:
-        return FactorySnapshot()
-    stats = factory.stats()
-    templates = stats.templates
-    runs, failures = _sandbox_counts()
-    return FactorySnapshot(
-        templates_loaded=templates.templates_loaded,
-        cache_hits=templates.cache_hits,
-        cache_misses=templates.cache_misses,
-        agents_created=stats.agents_created,
-        sandbox_runs=runs,
-        sandbox_failures=failures,
-    )
-
-
-def _sandbox_counts() -> tuple[int, dict[str, int]]:
-    """Tasks this server ran in the sandbox (vetting uploads, installed agents), and the
-    failures among them by kind. Read without importing the sandbox if it never ran."""
-    runtime = sys.modules.get("sandbox.runtime")
-    counts: dict[str, int] = runtime.run_counts() if runtime is not None else {}
-    failures = {kind: n for kind, n in counts.items() if kind != "ok"}
-    return sum(counts.values()), failures
-
-
 def _ping(state: MarketState) -> None:
     with state.registry.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
@@ -94,15 +63,16 @@ async def healthz(request: Request) -> Health:
 
 @health_router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    state = get_state(request)
-    text = state.metrics.render(factory_snapshot(state))
-    return Response(text, media_type=PROMETHEUS_TEXT)
+    metrics = get_state(request).metrics
+    body, content_type = metrics.exposition(request.headers.get("accept"))
+    return Response(body, headers={"content-type": content_type})
 
 
 @api_router.get("/metrics/agent_factory", response_model=FactoryFigures)
 async def factory_figures(request: Request) -> FactoryFigures:
     state = get_state(request)
-    snap = factory_snapshot(state)
+    metrics = state.metrics
+    snap = metrics.snapshot()
     return FactoryFigures(
         templates_loaded=snap.templates_loaded,
         cache_hits=snap.cache_hits,
@@ -111,9 +81,9 @@ async def factory_figures(request: Request) -> FactoryFigures:
         agents_created=snap.agents_created,
         sandbox_runs=snap.sandbox_runs,
         sandbox_failures=snap.sandbox_failures,
-        publishes=int(state.metrics.publishes.value()),
-        downloads=int(state.metrics.downloads.value()),
-        installs=int(state.metrics.installs.value()),
+        publishes=metrics.count(metrics.publishes),
+        downloads=metrics.count(metrics.downloads),
+        installs=metrics.count(metrics.installs),
         detail_cache_hits=state.cache.hits,
         detail_cache_misses=state.cache.misses,
     )
