@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from time import perf_counter
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -28,6 +28,9 @@ from core.manager import ManagerMetrics, TemplateManager
 from core.plugins import implementations, make_plugin_manager, register
 from core.template import AgentTemplate
 from core.timing import DurationHistogram, DurationSnapshot
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 AgentSpec = tuple[str, dict[str, Any] | None]
 
@@ -64,6 +67,7 @@ class AgentFactory:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._create_times = DurationHistogram()
+        self._pool: ThreadPoolExecutor | None = None  # started by the first cold acreate_agent
         self.templates = TemplateManager(
             self.settings,
             self.plugin_manager,
@@ -81,12 +85,24 @@ class AgentFactory:
     async def acreate_agent(
         self, template_name: str, config: dict[str, Any] | None = None
     ) -> Agent:
-        """`create_agent` for async code; a cold template is resolved in a worker thread."""
+        """`create_agent` for async code; a cold template is resolved in one of the factory's
+        `settings.worker_threads` threads."""
         if template_name in self.templates.cached_names():
             return self.create_agent(template_name, config)
         import asyncio  # only the async API needs it; importing it costs `agentfactory run` ~20 ms
 
-        return await asyncio.to_thread(self.create_agent, template_name, config)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._workers(), self.create_agent, template_name, config)
+
+    def _workers(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(
+                    self.settings.worker_threads, thread_name_prefix="agentfactory-worker"
+                )
+            return self._pool
 
     def bulk_create(self, specs: Iterable[AgentSpec]) -> list[Agent]:
         """One agent per `(template_name, config)`; every agent of a template in this call shares
@@ -159,6 +175,9 @@ class AgentFactory:
 
     def close(self) -> None:
         self.templates.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     def __enter__(self) -> AgentFactory:
         return self

@@ -3,15 +3,19 @@ precedence between them, and one clear line for a bad value."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from core import config
+from core.agent import Agent
 from core.config import DEFAULT_PRELOAD, FactorySettings
 from core.errors import ConfigFileError, SettingsError
 from core.factory import AgentFactory
+from core.hookspecs import hookimpl
 
 
 def write_config(home: Path, text: str) -> Path:
@@ -164,3 +168,28 @@ def test_the_factory_applies_the_settings(tmp_path: Path) -> None:
         assert factory.stats().templates.resolve_seconds.count == 1
         factory.create_agent("hardware")
         assert factory.stats().create_seconds.count == 1
+
+
+class ThreadRecorder:
+    """Records the thread each agent was created in."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    @hookimpl
+    def agentfactory_agent_created(self, agent: Agent) -> None:
+        self.threads.append(threading.current_thread().name)
+
+
+def test_async_creation_of_a_cold_template_uses_the_worker_threads() -> None:
+    recorder = ThreadRecorder()
+    with AgentFactory(FactorySettings(worker_threads=1)) as factory:
+        factory.register_plugin(recorder, "recorder")
+
+        async def create() -> None:
+            await factory.acreate_agent("hardware")  # cold: resolved in a worker thread
+            await factory.acreate_agent("hardware")  # warm: created on the event loop
+
+        asyncio.run(create())
+    assert recorder.threads[0].startswith("agentfactory-worker")
+    assert recorder.threads[1] == threading.current_thread().name
