@@ -4,7 +4,10 @@ This file is the whole agent: it imports only the standard library and is publis
 the `process.py` of the `documentaliste` package, so it must stay self-contained.
 
 Invariants:
-- The same text and options always give the same result (ties are broken by position).
+- The same text and options always give the same result (ties are broken by position for
+  sentences; by count, then alphabetically, for keywords).
+- Keywords are listed in the order of the score they carry; stop words (function words, number
+  words, everyday adjectives and adverbs, in English and French) are never keywords.
 - Fenced code blocks are neither summarized, counted nor indexed; headings are indexed but never
   appear in the summary.
 - Summary sentences are returned in the order they appear in the text, not in score order.
@@ -42,6 +45,22 @@ STOP_WORDS_EN = _words(
     via was wasn't we we're were weren't what when where whether which while who whom whose why
     will with within without won't would wouldn't yet you you're your yours yourself
     yourselves"""
+) | _words(
+    # Number words, and the everyday adjectives and adverbs that qualify a topic without naming
+    # one ("two weeks", "the old cluster", "still open"): frequent in any text, so never keywords.
+    """zero two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen
+    sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety
+    hundred hundreds thousand thousands million millions billion billions dozen dozens first
+    second third fourth fifth sixth seventh eighth ninth tenth last next previous twice half
+    double triple single new old good bad better best worse worst big bigger biggest small
+    smaller smallest large larger largest great greater greatest high higher highest low lower
+    lowest long longer longest short shorter shortest little less least lot lots fewer several
+    various certain different similar whole full main major minor real true early earlier late
+    later latest recent recently current currently able possible likely usual usually still
+    already almost always never sometimes rarely soon today yesterday tomorrow ago quite really
+    enough mostly mainly nearly fully simply well back away around along across among another
+    instead yes okay ok thing things something anything everything nothing someone anyone
+    everyone way ways kind kinds sort"""
 )
 STOP_WORDS_FR = _words(
     """à afin ai aie aient ainsi alors après as au aucun aucune aujourd auprès aussi autre autres
@@ -53,6 +72,23 @@ STOP_WORDS_FR = _words(
     pour pourquoi puis qu quand que quel quelle quelles quels qui s sa sans se selon sera seront
     ses si sien sinon soit sont sous souvent sur t ta tandis te tels tes toi ton tous tout toute
     toutes très tu un une vers voici voilà vos votre vous y"""
+) | _words(
+    # As in English: number words, everyday adjectives and adverbs, and the forms of the few
+    # verbs and determiners the list above misses ("son", "suis", "déjà").
+    """zéro deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze quinze seize
+    vingt trente quarante cinquante soixante cent cents mille million millions milliard
+    milliards dizaine dizaines centaine centaines premier première premiers premières deuxième
+    troisième quatrième cinquième second seconde dernier dernière derniers dernières prochain
+    prochaine précédent précédente moitié nouveau nouvel nouvelle nouveaux nouvelles ancien
+    ancienne anciens anciennes vieux vieille bon bonne bons bonnes mauvais mauvaise meilleur
+    meilleure meilleurs pire grand grande grands grandes petit petite petits petites gros
+    grosse haut haute bas basse long longue court courte plusieurs quelque quelques certain
+    certaine certains certaines divers diverses différent différente différents différentes tel
+    telle telles chacun chacune déjà toujours jamais parfois rarement bientôt maintenant ici
+    hier demain ensuite enfin assez beaucoup trop tant tellement vraiment surtout presque
+    environ seulement plutôt ailleurs partout oui chose choses quelqu rien personne son suis
+    sommes êtes fut serait seraient eut aura aurait faut doit dès depuis pendant contre sauf
+    parmi puisque quoique neuve neufs neuves"""
 )
 STOP_WORDS = STOP_WORDS_EN | STOP_WORDS_FR
 
@@ -90,6 +126,13 @@ class Heading:
 
 @dataclass(frozen=True)
 class Keyword:
+    """A term, how often it occurs, and the weight it is ranked by.
+
+    `score` is 1.0 for the strongest keyword: the term's frequency relative to the most frequent
+    term, +50% when the term also occurs in a heading, scaled so the top keyword scores 1.0.
+    Keywords are listed by score, then count (both descending), then alphabetically.
+    """
+
     term: str
     count: int
     score: float
@@ -297,7 +340,11 @@ def summarize(
         chosen.append(index)
         chosen_terms.append(term_set)
 
-    ranked = sorted(folded.items(), key=lambda item: (-weights[item[0]], item[0]))[:max_keywords]
+    strongest = max(weights.values(), default=1.0)
+    # Ranked by the rounded score that is printed, so the list reads in the order of its scores.
+    scores = {t: round(w / strongest, 4) for t, w in weights.items()}
+    ranked = sorted(folded.items(), key=lambda item: (-scores[item[0]], -item[1], item[0]))
+    ranked = ranked[:max_keywords]
     wanted = {term for term, _ in ranked}
     lines: dict[str, list[int]] = {term: [] for term in wanted}
     for number, line in prose_lines:
@@ -305,8 +352,7 @@ def summarize(
             term = folding.get(token, token)
             if term in wanted and len(lines[term]) < 20 and number not in lines[term][-1:]:
                 lines[term].append(number)
-    total = sum(folded.values()) or 1
-    keywords = [Keyword(term, n, round(n / total, 4), lines[term]) for term, n in ranked]
+    keywords = [Keyword(term, n, scores[term], lines[term]) for term, n in ranked]
 
     word_count = sum(len(_WORD_RE.findall(line)) for _, line in prose_lines)
     all_tokens = [t for tokens in tokens_per_sentence for t in tokens]

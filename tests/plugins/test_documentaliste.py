@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli.main import main
 from core.errors import AgentInputError
 from plugins import documentaliste
 from plugins.logic.documentaliste import process, split_sentences, summarize, tokenize
-from tests.plugins import run_in_sandbox, stand_in
+from tests.plugins import ROOT, run_in_sandbox, stand_in
 
 RUNBOOK = """\
 Cache Service Runbook
@@ -191,3 +193,43 @@ def test_the_published_package_gives_the_native_result_in_the_sandbox() -> None:
     task = {"text": RUNBOOK, "max_sentences": 2}
     native = json.loads(json.dumps(process(task)))
     assert run_in_sandbox("documentaliste", task) == native
+
+
+REPORT = ROOT / "examples" / "report.md"
+
+
+def keywords_from_the_cli(capsys: pytest.CaptureFixture[str], path: Path) -> list[dict[str, Any]]:
+    try:
+        main(["run", "documentaliste", "--input", str(path)])
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    keywords: list[dict[str, Any]] = json.loads(capsys.readouterr().out)["keywords"]
+    return keywords
+
+
+def test_keywords_are_listed_in_the_order_of_their_score(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    keywords = keywords_from_the_cli(capsys, REPORT)
+    order = [(-k["score"], -k["count"], k["term"]) for k in keywords]
+    assert order == sorted(order)
+    assert keywords[0]["score"] == 1.0
+    assert keywords[0]["term"] == "incident"  # most frequent heading word of the report
+
+
+def test_number_words_and_everyday_adjectives_are_not_keywords(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    terms = {k["term"] for k in keywords_from_the_cli(capsys, REPORT)}
+    assert not terms & {"two", "old", "new", "three", "second", "third", "fourteen"}
+    assert {"incident", "billing", "availability"} <= terms
+    french = "Les deux nouveaux serveurs et les trois anciens serveurs. Deux serveurs neufs."
+    assert [k.term for k in summarize(french).keywords] == ["serveurs"]
+
+
+def test_equal_scores_are_broken_by_count_then_alphabetically() -> None:
+    text = "Zebra apple. Apple zebra. Mango kiwi."
+    keywords = summarize(text).keywords
+    assert [(k.term, k.score) for k in keywords] == [
+        ("apple", 1.0), ("zebra", 1.0), ("kiwi", 0.5), ("mango", 0.5),
+    ]  # fmt: skip
