@@ -3,6 +3,10 @@
 Input rules: a file holding a JSON object is the task itself; any other content (Markdown,
 source code, a spec, a JSON array...) becomes `{"text": <content>}`. `--config` takes a JSON object
 passed to the agent as its config. Every failure is an `AgentFactoryError` (one line, exit 1).
+
+An unknown TEMPLATE names the closest known templates ("did you mean ..."); an unknown
+`namespace/name` with no close match is a community package that is not installed, and the error
+says which `agentfactory install` command would get it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 
 import click
 
-from core.errors import AgentInputError
+from core.errors import AgentFactoryError, AgentInputError, TemplateNotFound
 
 
 def read_task(source: str) -> dict[str, Any]:
@@ -51,6 +55,32 @@ def parse_config(raw: str | None) -> dict[str, Any] | None:
     return config
 
 
+def _explain_missing(exc: TemplateNotFound) -> TemplateNotFound:
+    """`exc`, or, for a package name asked for directly that is not installed and not a likely
+    typo of a known template, the same error telling how to install it."""
+    name = exc.name
+    if exc.chain or exc.close or not _missing_package(name):
+        return exc
+    return TemplateNotFound(
+        name, hint=f"package {name} is not installed: run `agentfactory install {name}` first"
+    )
+
+
+def _missing_package(name: str) -> bool:
+    """True when `name` is a well-formed package name with no entry in the lockfile."""
+    from core.paths import agentfactory_home
+    from marketplace.client.lockfile import read_lock
+    from registry.names import normalize_name
+
+    if "/" not in name:
+        return False
+    try:
+        key = normalize_name(name)
+    except AgentFactoryError:  # not a package name: nothing could install it
+        return False
+    return key not in read_lock(agentfactory_home()).agents
+
+
 @click.command()
 @click.argument("template")
 @click.option(
@@ -67,7 +97,10 @@ def run(template: str, input_path: str, config_json: str | None) -> None:
     config = parse_config(config_json)
     settings = FactorySettings.from_env()
     with AgentFactory(settings, invocation_plugin_manager()) as factory:
-        agent = factory.create_agent(template, config)
+        try:
+            agent = factory.create_agent(template, config)
+        except TemplateNotFound as exc:
+            raise _explain_missing(exc) from None
         try:
             result = agent.process(task)
         except ValueError as exc:  # plugins report bad input as ValueError naming the field

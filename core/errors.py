@@ -22,11 +22,24 @@ class TemplateError(AgentFactoryError):
 
 
 class TemplateNotFound(TemplateError):
-    def __init__(self, name: str, chain: tuple[str, ...] = ()) -> None:
+    """No template is named `name`. `chain` is the inheritance chain that asked for it (empty
+    when it was asked for directly), `close` the known names closest to it, best first, and
+    `hint` what the user can do about it (e.g. install the package that provides it)."""
+
+    def __init__(
+        self,
+        name: str,
+        chain: tuple[str, ...] = (),
+        close: tuple[str, ...] = (),
+        hint: str = "",
+    ) -> None:
         self.name = name
         self.chain = chain
+        self.close = close
+        self.hint = hint
         where = f" (required by {' -> '.join(chain)})" if chain else ""
-        super().__init__(f"template {name!r} not found{where}")
+        suggestion = f"; {hint}" if hint else _suggest(close)
+        super().__init__(f"template {name!r} not found{where}{suggestion}")
 
 
 def describe_field_errors(source: str, errors: list[tuple[str, str]]) -> str:
@@ -135,9 +148,18 @@ class ConfigFileError(AgentFactoryError):
         super().__init__(f"config file {path}: {reason}")
 
 
+def close_matches(name: str, candidates: Iterable[str]) -> tuple[str, ...]:
+    """The (at most three) `candidates` closest to `name`, best first."""
+    return tuple(difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6))
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """`"; did you mean 'x'?"` for the closest of `candidates` to `name`, or an empty string."""
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    return _suggest(close_matches(name, candidates))
+
+
+def _suggest(close: Iterable[str]) -> str:
+    close = list(close)
     if not close:
         return ""
     return "; did you mean " + " or ".join(repr(c) for c in close) + "?"

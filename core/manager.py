@@ -30,7 +30,7 @@ import pluggy
 from core import catalog as cat
 from core.cache import LruTtlCache
 from core.config import FactorySettings
-from core.errors import TemplateError, TemplateNotFound, TemplateVetoed
+from core.errors import TemplateError, TemplateNotFound, TemplateVetoed, close_matches
 from core.inheritance import resolve
 from core.loader import template_files
 from core.paths import builtin_templates_dir
@@ -375,7 +375,8 @@ class TemplateManager:
         except TemplateNotFound as exc:
             self._count_error()
             error = snapshot.error_for(name) if not exc.chain else None
-            raise (error or exc) from None
+            close = close_matches(exc.name, snapshot.by_name)
+            raise (error or TemplateNotFound(exc.name, exc.chain, close)) from None
         except TemplateError:
             self._count_error()
             raise

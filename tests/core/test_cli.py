@@ -172,3 +172,87 @@ def test_real_process_reads_stdin_and_never_shows_a_traceback(template_dir: Path
     )
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["run", "documentalist", "--input", "{report}"],
+            "template 'documentalist' not found; did you mean 'documentaliste'?",
+        ),
+        (
+            ["templates", "show", "securty_analyst"],
+            "template 'securty_analyst' not found; did you mean 'security_analyst'",
+        ),
+        (
+            ["run", "alice/my-agent", "--input", "{report}"],
+            "template 'alice/my-agent' not found; package alice/my-agent is not installed: "
+            "run `agentfactory install alice/my-agent` first",
+        ),
+        (["run", "zzzz", "--input", "{report}"], "template 'zzzz' not found\n"),
+    ],
+)
+def test_unknown_names_get_a_way_forward(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    argv: list[str],
+    message: str,
+) -> None:
+    monkeypatch.setenv("AGENTFACTORY_HOME", str(tmp_path / "home"))
+    argv = [a.replace("{report}", str(REPO / "examples" / "report.md")) for a in argv]
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, out) == (1, "")
+    assert err.startswith("error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_an_installed_package_is_not_told_to_install_itself(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from marketplace.client.lockfile import LockEntry, Lockfile, VettingSummary, write_lock
+
+    home = tmp_path / "home"
+    home.mkdir()
+    # In the lockfile, but its files are gone: the factory skips it, so its template is unknown.
+    entry = LockEntry(name="alice/my-agent", version="1.0.0", digest="ab" * 32, size=1,
+                      key_id="k" * 32, public_key="", publisher="alice",
+                      vetting=VettingSummary(passed=True))
+    write_lock(home, Lockfile(agents={"alice/my-agent": entry}))
+    monkeypatch.setenv("AGENTFACTORY_HOME", str(home))
+    report = str(REPO / "examples" / "report.md")
+    code, _, err = run_cli(capsys, "run", "alice/my-agent", "--input", report)
+    assert code == 1
+    assert err == "error: template 'alice/my-agent' not found\n"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0 and out.startswith("agentfactory, version ")
+
+
+def test_start_up_imports_only_what_the_command_needs() -> None:
+    """`--help` and a built-in run stay fast: nothing they do not use is imported."""
+    logic = {f"plugins.logic.{name}"
+             for name in ("documentaliste", "genie_logiciel", "hardware", "security_analyst")}
+    code = (
+        "import sys\n"
+        "from cli.main import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sys.modules), file=sys.stderr)\n"
+    )
+
+    def imported(*argv: str) -> set[str]:
+        proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
+                              text=True, cwd=REPO, timeout=60, check=True)
+        return set(proc.stderr.split())
+
+    helped = imported("--help")
+    assert not helped & {"pydantic", "asyncio", "watchdog", "marketplace.client.lockfile", *logic}
+    ran = imported("run", "documentaliste", "--input", str(REPO / "examples" / "report.md"))
+    assert not ran & {"asyncio", "watchdog", *(logic - {"plugins.logic.documentaliste"})}
+    assert "plugins.logic.documentaliste" in ran
