@@ -1,16 +1,15 @@
-# groups: install cli
-"""End-to-end install time and the CLI's start-up time.
+# groups: install
+"""End-to-end install time.
 
     python benchmarks/run.py install   # install.e2e_ms, install.cli_ms
-    python benchmarks/run.py cli       # cli.help_ms
 
 `install.e2e_ms`: a ~20 KB agent published on a real server (`agentfactory serve` under uvicorn
 on 127.0.0.1), installed into a fresh home each round by `marketplace.client.installer.Installer`:
 resolve, download, sha256, key pinning, signature, vetting of its examples in the sandbox (warm:
 the compiled runner is cached and loaded in this process), atomic unpack, lockfile. Median of
 rounds. `install.cli_ms` is the same through `agentfactory install` as a subprocess (Python
-start-up and loading the cached runner included). `cli.help_ms`: `agentfactory --help`, median.
-Figures are printed, never asserted.
+start-up and loading the cached runner included). The CLI's start-up figures (`cli.*`) are
+printed by `bench_cli.py`. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -40,15 +39,6 @@ def _free_port() -> int:
 
 def _median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
-
-
-def bench_help() -> None:
-    samples = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        subprocess.run([str(SCRIPT), "--help"], check=True, capture_output=True)
-        samples.append(time.perf_counter() - start)
-    emit("cli.help_ms", _median_ms(samples), "ms", target="<= 300", rounds=ROUNDS)
 
 
 def _start_server(home: Path) -> tuple[str, subprocess.Popen[bytes]]:
@@ -132,8 +122,6 @@ def bench_install() -> None:
 
 
 def main(prefix: str) -> None:
-    if not prefix or prefix.startswith("cli"):
-        bench_help()
     if not prefix or prefix.startswith("install"):
         bench_install()
 
