@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -95,7 +96,9 @@ def run(template: str, input_path: str, config_json: str | None) -> None:
 
     task = read_task(input_path)
     config = parse_config(config_json)
-    settings = FactorySettings.from_env()
+    # One task, then exit: warming other templates (preload) or watching template files (hot
+    # reload, which starts a watchdog observer) would only delay the answer.
+    settings = replace(FactorySettings.from_env(), preload=[], hot_reload=False)
     with AgentFactory(settings, invocation_plugin_manager()) as factory:
         try:
             agent = factory.create_agent(template, config)

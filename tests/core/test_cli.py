@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -247,8 +248,10 @@ def test_start_up_imports_only_what_the_command_needs() -> None:
     )
 
     def imported(*argv: str) -> set[str]:
+        # Hot reload on, as an operator may set it for the server: a one-shot run ignores it.
+        env = {**os.environ, "AGENTFACTORY_HOT_RELOAD": "1"}
         proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
-                              text=True, cwd=REPO, timeout=60, check=True)
+                              text=True, cwd=REPO, timeout=60, check=True, env=env)
         return set(proc.stderr.split())
 
     helped = imported("--help")
