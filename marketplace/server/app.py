@@ -150,6 +150,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings.from_env()
+    # A bad factory setting (environment or config.toml) fails here, as one line, before `serve`
+    # prints its banner, rather than inside the lifespan.
+    factory_settings(settings)
     app = FastAPI(
         title="Agent Factory marketplace",
         version="1",

@@ -144,6 +144,22 @@ def test_settings_from_env(tmp_path: Path) -> None:
         ServerSettings(home=tmp_path, sandbox_policy="sometimes")  # type: ignore[arg-type]
 
 
+def test_a_bad_factory_setting_stops_the_app_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.errors import SettingsError
+    from marketplace.server.app import create_app
+
+    config = tmp_path / "config.toml"
+    config.write_text("[factory]\nworker_threads = 0\n")
+    monkeypatch.setenv("AGENTFACTORY_CONFIG", str(config))
+    message = f"invalid setting factory.worker_threads=0 in {config}: must be at least 1"
+    with pytest.raises(SettingsError) as raised:
+        create_app(ServerSettings(home=tmp_path / "home"))
+    assert str(raised.value) == message
+    assert not (tmp_path / "home").exists()  # nothing was created
+
+
 @pytest.mark.e2e
 def test_live_server_serves_the_builtin_agents(live_server: Any) -> None:
     assert live_server.startswith("http://127.0.0.1:")
