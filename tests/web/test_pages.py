@@ -107,7 +107,7 @@ def test_package_page_shows_what_the_sandbox_found_at_publish(
     seed.package(acme, "acme/quiet", "1.0.0", manifest={"examples": []})
     vetted = client.get("/packages/acme/summarizer").text
     assert '<dd class="vetting-passed">passed</dd>' in vetted
-    assert "<dd>1 of 1</dd>" in vetted
+    assert "<dd>1 of 1 example</dd>" in vetted  # singular for one
     assert re.search(r"<dt>Fuel used</dt><dd>[\d,]+</dd>", vetted)
     unvetted = client.get("/packages/acme/quiet").text
     assert '<dd class="vetting-unvetted">unvetted</dd>' in unvetted
@@ -210,3 +210,34 @@ def test_top_rated_never_puts_an_unrated_package_above_a_rated_one(
     assert items[1]["rating_bayesian"] == pytest.approx((5 * 3.5 + 2) / 6)
     publisher = client.get("/publishers/acme").text
     assert _names_in(publisher)[:2] == ["acme/loved", "acme/meh"]
+
+
+def test_counts_are_singular_for_one(client: TestClient, seed: Seeder, registry: Registry) -> None:
+    acme = seed.publisher("acme")
+    seed.package(acme, "acme/solo")
+    registry.download("acme/solo", "1.0.0")
+    seed.review("acme/solo", "fan", 4)
+    for page in (client.get("/").text, client.get("/search?q=solo").text):
+        assert "1 download<" in page or "1 download\n" in page
+        assert "(1 rating)" in page
+        assert "1 downloads" not in page and "1 ratings" not in page
+    assert "1 package found" in client.get("/search?q=solo").text
+    detail = client.get("/packages/acme/solo").text
+    assert "1 download" in detail and "1 downloads" not in detail
+    assert "Bayesian average of 1 rating;" in detail
+    assert "1 star</th>" in detail and "2 stars</th>" in detail
+    assert "0 packages found" in client.get("/search?q=nothing-matches").text
+
+
+def test_sign_in_page_names_commands_that_exist(client: TestClient) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    text = client.get("/login").text
+    assert "token create" not in text
+    assert "<code>agentfactory register NAME</code>" in text
+    assert 'the <code>"token"</code> field of the <code>config.json</code>' in text
+    listed = CliRunner().invoke(cli, ["--help"]).output.split("Commands:")[1]
+    names = {line.split()[0] for line in listed.splitlines() if line.startswith("  ")}
+    assert "register" in names and "token" not in names

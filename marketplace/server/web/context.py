@@ -30,7 +30,7 @@ from marketplace.server.web.security import (
     SessionSigner,
     load_or_create_secret,
 )
-from marketplace.server.web.views import package_url, star_glyphs
+from marketplace.server.web.views import package_url, plural, star_glyphs
 from registry import errors as reg
 from registry.names import normalize_part
 from registry.schemas import Principal
@@ -50,6 +50,7 @@ def template_env() -> Environment:
         lstrip_blocks=True,
     )
     env.globals.update(package_url=package_url, star_glyphs=star_glyphs)
+    env.filters["plural"] = plural
     return env
 
 

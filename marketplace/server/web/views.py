@@ -41,6 +41,12 @@ def package_url(name: str) -> str:
     return f"/packages/{quote(namespace, safe='')}/{quote(short, safe='')}"
 
 
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """`1 download`, `2 downloads`, `1,234 downloads`; irregular plurals are passed in."""
+    word = singular if count == 1 else (plural_form or f"{singular}s")
+    return f"{count:,} {word}"
+
+
 def star_glyphs(value: float) -> str:
     full = max(0, min(5, round(value)))
     return "★" * full + "☆" * (5 - full)
