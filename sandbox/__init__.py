@@ -3,15 +3,18 @@
 from sandbox.errors import AgentRunError, SandboxError
 from sandbox.limits import SandboxLimits
 from sandbox.results import AgentSource, TaskResult, TaskStatus
-from sandbox.runtime import Sandbox, run_counts
+from sandbox.pool import WorkerPool
+from sandbox.runtime import Isolation, Sandbox, run_counts
 
 __all__ = [
     "AgentRunError",
     "AgentSource",
+    "Isolation",
     "Sandbox",
     "SandboxError",
     "SandboxLimits",
     "TaskResult",
     "TaskStatus",
+    "WorkerPool",
     "run_counts",
 ]

@@ -39,6 +39,15 @@ class InvalidAgentSource(SandboxError):
         super().__init__(f"invalid agent source {source!r}: {reason}")
 
 
+class SandboxWorkerError(SandboxError):
+    """A sandbox worker process could not be started (a host problem, never the agent's)."""
+
+    def __init__(self, pid: int, reason: str) -> None:
+        self.pid = pid
+        self.reason = reason
+        super().__init__(f"sandbox worker process {pid} could not start: {reason}")
+
+
 class VettingError(SandboxError):
     """A package could not be vetted (not a failed example: the package is unusable)."""
 

@@ -9,11 +9,15 @@ module is imported. Invariants:
 - Agent files never touch a filesystem: `load` receives their sources and serves them to the import
   system from memory (`_AgentFinder`), so the host gives the guest no directory at all.
 - `time.sleep` and `select.*` raise: a blocking host call is interrupted neither by fuel nor by
-  the epoch.
+  the epoch. (A determined agent gets around this; the host's process backstop does not care.)
 - Agent output (`print`, `sys.stderr`) is captured in memory and capped; the process' real stdout
   is never written.
 - `call` always returns one JSON outcome text and never raises: the host maps traps (fuel, epoch,
-  aborts) itself. Outcome keys: status, value | error + traceback, stdout, memory_peak.
+  aborts) itself. Outcome keys: status, value | error + traceback, stdout, memory_peak. A result
+  nested deeper than 100 is refused before encoding; error and traceback texts are capped and
+  made without trusting the agent's exception (its `__str__` may raise or exit).
+- These guards are courtesy, not security: the agent can tamper with this interpreter, so the host
+  re-checks every outcome (`sandbox.outcome`) and bounds every task in time (`sandbox.pool`).
 """
 
 import builtins
@@ -159,16 +163,61 @@ def _agent_builtins():
     return table
 
 
-def _error(status, exc, stdout=""):
+_ERROR_CAP = 2000
+_TRACEBACK_CAP = 16000
+_TRACEBACK_FRAMES = 50
+
+
+def _safe_text(make, cap, tail=False):
+    """`make()`'s text cut to `cap` characters, or a placeholder if making it fails in any way
+    (an agent's exception can raise, loop or return megabytes from `__str__`)."""
+    try:
+        text = str(make())
+    except BaseException as exc:  # noqa: BLE001 - agent code: anything may come out
+        return f"<the error could not be shown: {type(exc).__name__}>"
+    return text[-cap:] if tail else text[:cap]
+
+
+def _traceback_text(exc):
     frames = traceback.extract_tb(exc.__traceback__)
-    # Drop the runner's own frames so the traceback starts in agent code.
+    # Drop the runner's own frames so the traceback starts in agent code; keep the innermost ones.
     keep = [frame for frame in frames if frame.filename in _State.finder.modules_paths]
     lines = ["Traceback (most recent call last):\n"] if keep else []
+    if len(keep) > _TRACEBACK_FRAMES:
+        lines.append(f"  ... {len(keep) - _TRACEBACK_FRAMES} frames not shown ...\n")
+        keep = keep[-_TRACEBACK_FRAMES:]
     lines += traceback.format_list(keep)
     lines += traceback.format_exception_only(type(exc), exc)
-    message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    outcome = {"status": status, "error": message, "traceback": "".join(lines), "stdout": stdout}
+    return "".join(lines)
+
+
+def _error(status, exc, stdout=""):
+    """One JSON outcome for `exc`; never raises, whatever the exception does when shown."""
+    message = _safe_text(
+        lambda: "".join(traceback.format_exception_only(type(exc), exc)).strip(), _ERROR_CAP
+    )
+    trace = _safe_text(lambda: _traceback_text(exc), _TRACEBACK_CAP, tail=True)
+    outcome = {"status": status, "error": message, "traceback": trace, "stdout": stdout}
     return json.dumps(outcome)
+
+
+_MAX_DEPTH = 100
+_CONTAINERS = (dict, list, tuple)
+
+
+def _too_deep(value):
+    """Whether `value` nests containers deeper than `_MAX_DEPTH`, found without recursion (the
+    guest's JSON encoder would overflow the wasm stack first, killing the instance)."""
+    if not isinstance(value, _CONTAINERS):
+        return False
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > _MAX_DEPTH:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend([(child, depth + 1) for child in children if isinstance(child, _CONTAINERS)])
+    return False
 
 
 class WitWorld(wit_world.WitWorld):
@@ -221,11 +270,14 @@ class WitWorld(wit_world.WitWorld):
                 tracemalloc.stop()
         if capture.exceeded:
             return json.dumps({"status": "output_too_large", "error": "printed output too large"})
+        if _too_deep(value):
+            return json.dumps({"status": "bad_output", "error": f"result is nested deeper than {_MAX_DEPTH}"})
         try:
             text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError, RecursionError) as exc:
-            kind = type(value).__name__
-            return json.dumps({"status": "bad_output", "error": f"result ({kind}) is not JSON: {exc}"})
+        except BaseException as exc:  # noqa: BLE001 - a result's own methods may raise anything
+            kind = _safe_text(lambda: type(value).__name__, 100)
+            reason = _safe_text(lambda: exc, 500)
+            return json.dumps({"status": "bad_output", "error": f"result ({kind}) is not JSON: {reason}"})
         if len(text) > _State.max_output:
             size = len(text)
             return json.dumps({"status": "output_too_large", "error": f"result is {size} characters"})
