@@ -10,6 +10,11 @@ Invariants:
   the same key at once (the second waits, then loads what the first wrote).
 - Building needs no network: componentize-py ships CPython and its standard library.
 - An artifact that fails to deserialize (truncated, foreign) is rebuilt, never trusted.
+- Progress is one `Step` line per step, said when the step starts. The two long steps
+  (componentize, compile) are opaque calls, so each `Step` carries how long it took on this
+  machine last time (`timings.json` in the cache directory), else a typical figure: a caller can
+  show an honest elapsed-time indicator. The compile runs in a worker thread so that Ctrl-C
+  stops the wait at once instead of after the native call returns.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from importlib.metadata import version as dist_version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import wasmtime
 from wasmtime import component as wasm_component
@@ -33,7 +39,23 @@ from wasmtime import component as wasm_component
 from sandbox.errors import RunnerBuildError
 
 Progress = Callable[[str], None]
-"""Receives one human-readable line per build step."""
+"""Receives one human-readable line per build step (a `Step`), when the step starts."""
+
+TYPICAL_SECONDS: dict[str, float] = {"componentize": 15.0, "compile": 45.0}
+"""How long the long steps take on a modest 2-core machine, used before any build was timed."""
+
+T = TypeVar("T")
+
+
+class Step(str):
+    """A progress line that also says how long its step is expected to take (None: short)."""
+
+    expected_s: float | None
+
+    def __new__(cls, text: str, expected_s: float | None = None) -> Step:
+        line = super().__new__(cls, text)
+        line.expected_s = expected_s
+        return line
 
 ENV_CACHE = "AGENTFACTORY_CACHE"
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
@@ -78,6 +100,43 @@ def runner_key() -> str:
 
 def artifact_path(key: str | None = None) -> Path:
     return cache_dir() / f"runner-{key or runner_key()}.cwasm"
+
+
+def _timings_path() -> Path:
+    return cache_dir() / "timings.json"
+
+
+def expected_seconds(step: str) -> float:
+    """How long `step` took in the last build on this machine, else its typical duration."""
+    try:
+        recorded = json.loads(_timings_path().read_text(encoding="utf-8"))
+        return float(recorded[step])
+    except (OSError, ValueError, KeyError, TypeError):
+        return TYPICAL_SECONDS[step]
+
+
+def _record_timings(timings: dict[str, float]) -> None:
+    with contextlib.suppress(OSError):  # a timing hint is never worth failing a build for
+        _timings_path().write_text(json.dumps(timings, sort_keys=True), encoding="utf-8")
+
+
+def _in_thread(work: Callable[[], T]) -> T:
+    """`work()` in a daemon thread; the caller's wait stays interruptible by Ctrl-C."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # re-raised in the caller's thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=target, name="sandbox-compile", daemon=True)
+    worker.start()
+    worker.join()  # interruptible: Ctrl-C raises here while the native call runs on
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def make_engine() -> wasmtime.Engine:
@@ -165,14 +224,20 @@ def load_or_build(
             return found  # another process built it while we waited for the lock
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="agentfactory-runner-") as tmp:
-            say("sandbox: building the runner component with componentize-py (first use only)...")
+            say(Step("sandbox: building the runner component with componentize-py "
+                     "(first use only)", expected_seconds("componentize")))
             wasm = _componentize(Path(tmp))
-            say(f"sandbox: compiling the runner ({len(wasm) / 1e6:.1f} MB) with Wasmtime...")
+            componentized = time.perf_counter()
+            say(Step(f"sandbox: compiling the runner ({len(wasm) / 1e6:.1f} MB) with Wasmtime",
+                     expected_seconds("compile")))
             try:
-                compiled = wasm_component.Component(engine, wasm)
+                compiled = _in_thread(lambda: wasm_component.Component(engine, wasm))
             except wasmtime.WasmtimeError as exc:
                 raise RunnerBuildError("compiling the runner", str(exc).strip()) from exc
-        say(f"sandbox: caching the compiled runner in {path.parent}")
+            compiled_at = time.perf_counter()
+        _record_timings({"componentize": round(componentized - started, 1),
+                         "compile": round(compiled_at - componentized, 1)})
+        say(Step(f"sandbox: caching the compiled runner in {path.parent}"))
         fd, tmp_name = tempfile.mkstemp(prefix=".runner-", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -184,7 +249,7 @@ def load_or_build(
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
             raise
-        say(f"sandbox: runner ready in {time.perf_counter() - started:.1f} s")
+        say(Step(f"sandbox: runner ready in {time.perf_counter() - started:.1f} s"))
         loaded = _try_load(engine, path)
         if loaded is None:
             raise RunnerBuildError("loading the cached runner", f"{path} does not deserialize")
