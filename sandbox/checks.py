@@ -1,13 +1,15 @@
 """Evaluate a package example's `expected` value and `checks` against an agent's output.
 
 Invariants: evaluation never raises on any JSON output; each failed expectation yields one
-human-readable line naming the path, the operation and what was found. `expected` is exact JSON
-equality (`1` equals `1.0`, but `True` is not `1`); a check whose path is missing fails, except
-`exists` with value false.
+human-readable line naming the path, the operation and what was found. An `expected` mismatch
+names the first differing field's path and both values there (JSON, three levels deep), each cut
+(with an ellipsis) only past 80 characters. `expected` is exact JSON equality (`1` equals `1.0`,
+but `True` is not `1`); a check whose path is missing fails, except `exists` with value false.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -78,9 +80,80 @@ def _contains(found: Any, value: Any) -> bool:
     return False
 
 
+SHOWN_CHARS = 80
+SHOWN_LEVELS = 3
+
+
+def _preview(value: Any, levels: int, budget: int) -> str:
+    """JSON text of `value`, containers below `levels` shown as `[…]`/`{…}`, stopping soon after
+    `budget` characters (the caller cuts). Recursion is bounded by `levels`, not by the value."""
+    if isinstance(value, dict | list):
+        if not value:
+            return "{}" if isinstance(value, dict) else "[]"
+        if levels == 0:
+            return "{…}" if isinstance(value, dict) else "[…]"
+        items = value.items() if isinstance(value, dict) else ((None, item) for item in value)
+        parts: list[str] = []
+        used = 0
+        for key, item in items:
+            if used > budget:
+                parts.append("…")
+                break
+            head = "" if key is None else f"{json.dumps(str(key), ensure_ascii=False)}: "
+            parts.append(head + _preview(item, levels - 1, budget - used))
+            used += len(parts[-1]) + 2
+        inner = ", ".join(parts)
+        return f"{{{inner}}}" if isinstance(value, dict) else f"[{inner}]"
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """`value` as JSON (what the package author wrote), three levels deep, cut with an ellipsis
+    past 80 characters."""
+    text = _preview(value, SHOWN_LEVELS, SHOWN_CHARS)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def first_difference(expected: Any, found: Any) -> tuple[str, Any, Any] | None:
+    """Where `found` first differs from `expected` (JSON equality), as `(path, wanted, got)`.
+
+    The path is dotted like a check's (`items.0.name`, empty for the whole output). Keys are
+    visited in `expected`'s order, then keys only `found` has; a value missing on one side is
+    `_MISSING` on that side. None when the two are equal. Iterative (depth-first with an
+    explicit stack), like `json_equal`.
+    """
+    pending: list[tuple[str, Any, Any]] = [("", expected, found)]
+    while pending:
+        path, wanted, got = pending.pop()
+        prefix = f"{path}." if path else ""
+        if isinstance(wanted, dict) and isinstance(got, dict):
+            keys = [*wanted, *(k for k in got if k not in wanted)]
+            pending.extend((f"{prefix}{key}", wanted.get(key, _MISSING), got.get(key, _MISSING))
+                           for key in reversed(keys))
+        elif isinstance(wanted, list) and isinstance(got, list):
+            size = max(len(wanted), len(got))
+            pending.extend(
+                (f"{prefix}{index}", wanted[index] if index < len(wanted) else _MISSING,
+                 got[index] if index < len(got) else _MISSING)
+                for index in reversed(range(size)))
+        elif wanted is _MISSING or got is _MISSING or not json_equal(wanted, got):
+            return path, wanted, got
+    return None
+
+
+def _mismatch(expected: Any, output: Any) -> str:
+    """One line naming the first field where `output` differs from `expected`, and both values."""
+    diff = first_difference(expected, output)
+    where, wanted, got = diff if diff is not None else ("", expected, output)
+    where = where or "<output>"
+    if got is _MISSING:
+        return f"{where}: missing, expected {_short(wanted)}"
+    if wanted is _MISSING:
+        return f"{where}: not expected, found {_short(got)}"
+    return f"{where}: expected {_short(wanted)}, found {_short(got)}"
 
 
 def evaluate_check(check: CheckLike, output: Any) -> str | None:
@@ -126,7 +199,7 @@ def evaluate(expected: Any | None, checks: Iterable[CheckLike], output: Any) -> 
     """Every failure of `expected` (when given) and of each check, in order."""
     failures = []
     if expected is not None and not json_equal(output, expected):
-        failures.append(f"<output>: expected {_short(expected)}, found {_short(output)}")
+        failures.append(_mismatch(expected, output))
     for check in checks:
         failure = evaluate_check(check, output)
         if failure is not None:

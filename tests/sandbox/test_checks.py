@@ -59,7 +59,7 @@ def test_each_operation(check: C, holds: bool) -> None:
 
 def test_failures_name_the_path_and_what_was_found() -> None:
     failures = evaluate({"a": 1}, [C("items.0.score", "gte", 10), C("nope", "eq", 1)], OUTPUT)
-    assert failures[0].startswith("<output>: expected {'a': 1}")
+    assert failures[0] == "a: missing, expected 1"
     assert failures[1] == "items.0.score: expected gte 10, found 3"
     assert failures[2].startswith("nope: missing")
 
@@ -74,3 +74,28 @@ def test_json_equality_keeps_booleans_apart_from_numbers() -> None:
     assert not json_equal(True, 1)
     assert not json_equal({"a": 1}, {"a": 1, "b": 2})
     assert not json_equal("1", 1)
+
+
+@pytest.mark.parametrize(
+    ("expected", "output", "line"),
+    [
+        ({"items": [{"name": "a"}, {"name": "b"}]}, {"items": [{"name": "a"}, {"name": "c"}]},
+         'items.1.name: expected "b", found "c"'),
+        ({"a": 1}, {"a": 1, "extra": [1]}, "extra: not expected, found [1]"),
+        ({"xs": [1, 2]}, {"xs": [1]}, "xs.1: missing, expected 2"),
+        ({"ok": True}, {"ok": 1}, "ok: expected true, found 1"),
+        ([1], {"a": 1}, '<output>: expected [1], found {"a": 1}'),
+    ],
+)
+def test_an_expected_mismatch_names_the_first_differing_field(
+    expected: object, output: object, line: str
+) -> None:
+    assert evaluate(expected, [], output) == [line]
+
+
+def test_a_long_mismatch_keeps_the_differing_field_and_cuts_only_its_values() -> None:
+    long_a, long_b = "a" * 200, "a" * 199 + "b"
+    [line] = evaluate({"meta": {"x": 1}, "text": long_a}, [], {"meta": {"x": 1}, "text": long_b})
+    assert line.startswith('text: expected "aaa') and ", found \"aaa" in line
+    wanted, found = line.removeprefix("text: expected ").split(", found ")
+    assert wanted.endswith("…") and found.endswith("…") and len(wanted) == len(found) == 80
