@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import BaseModel
 
+from cli.output import build_steps
 from marketplace.client.config import ClientConfig, load_config
 from marketplace.client.http import MarketplaceClient, Progress
 
@@ -66,6 +67,7 @@ def stars(mean: float | None) -> str:
     return "★" * full + "☆" * (5 - full) + f" {mean:.2f}"
 
 
+
 def _interactive() -> bool:
     return sys.stderr.isatty()
 
@@ -96,17 +98,15 @@ class DownloadBars:
 
 @contextmanager
 def sandbox_build_bar() -> Iterator[Callable[[str], None] | None]:
-    """A progress bar for the first sandbox build (a few steps, many seconds); else nothing."""
+    """Live progress for the first sandbox build (many seconds, once); else nothing.
+
+    On a terminal the build's steps show as live lines with elapsed time (`build_steps`); in a
+    pipe the install stays quiet, as it did.
+    """
     from sandbox import build
 
     if build.artifact_path().exists() or not _interactive():
         yield None
         return
-    steps = 4  # build, compile, cache, ready: the lines `sandbox.build` reports
-    with click.progressbar(length=steps, label="preparing the sandbox (first use)",
-                           file=sys.stderr) as bar:
-        def step(line: str) -> None:
-            bar.label = line[:60]
-            bar.update(1)
-
+    with build_steps() as step:
         yield step

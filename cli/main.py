@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> Any:
     except click.Abort:
         fail("aborted")
         sys.exit(130)
+    except click.UsageError as exc:  # one red line too, pointing at the command's help
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        fail(exc.format_message() + hint)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

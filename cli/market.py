@@ -7,6 +7,8 @@ as one red line and exits 1. Every command that prints data accepts `--json`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cli.common import (
@@ -19,8 +21,11 @@ from cli.common import (
     sandbox_build_bar,
     stars,
 )
+from cli.output import plural, show, table
+from marketplace.client.errors import ApiError
+from marketplace.client.http import MarketplaceClient
 from marketplace.client.lockfile import LockEntry
-from marketplace.client.records import publisher_of
+from marketplace.client.records import KeyInfo, Release, publisher_of
 
 __all__ = ["info", "install", "list_installed", "rate", "reviews", "search", "uninstall"]
 
@@ -47,10 +52,11 @@ def search(query: str, sort: str, capability: str | None, tool: str | None, page
     if not found.items:
         click.echo("no packages found")
         return
+    rows = table("NAME", "VERSION", "RATING", "DOWNLOADS", "SUMMARY", wrap=("SUMMARY",))
     for item in found.items:
-        click.echo(f"{item.name} {item.latest_version or ''}  {stars(item.rating_mean)}  "
-                   f"{item.downloads} downloads\n    {item.summary}")
-    click.echo(f"page {found.page} · {len(found.items)} of {found.total}")
+        rows.add_row(item.name, item.latest_version or "", stars(item.rating_mean),
+                     str(item.downloads), item.summary)
+    show(rows, f"page {found.page} · {len(found.items)} of {plural(found.total, 'package')}")
 
 
 @click.command()
@@ -58,35 +64,102 @@ def search(query: str, sort: str, capability: str | None, tool: str | None, page
 @registry_options
 @json_option
 def info(name: str, url: str | None, token: str | None, as_json: bool) -> None:
-    """Show package NAME: versions, rating, signature and vetting."""
+    """Show package NAME: rating, downloads, and for each version its digest, signing key (and
+    whether the registry still trusts it) and the registry's vetting report."""
     with client_for(config_for(url, token)) as client:
         detail = client.package(name)
         versions = client.versions(name)
+        keys = {} if as_json else _keys_of(client, versions)
     if as_json:
         emit_json({"package": detail, "versions": versions})
         return
+    from rich.table import Table
+    from rich.text import Text
+
     rating = detail.rating
-    click.echo(f"{detail.name} {detail.latest_version or ''}\n  {detail.summary}")
-    click.echo(f"  publisher: {publisher_of(detail.publisher)}")
-    click.echo(f"  rating:    {stars(rating.mean)} ({rating.count} ratings"
-               + (f", bayesian {rating.bayesian:.2f})" if rating.bayesian is not None else ")"))
-    click.echo(f"  downloads: {detail.downloads}")
-    if detail.capabilities:
-        click.echo(f"  capabilities: {', '.join(detail.capabilities)}")
-    click.echo("  versions:")
+    bayesian = f", bayesian {rating.bayesian:.2f}" if rating.bayesian is not None else ""
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    facts.add_row("publisher", publisher_of(detail.publisher))
+    facts.add_row("rating", f"{stars(rating.mean)} ({plural(rating.count, 'rating')}{bayesian})"
+                  if rating.count else "no ratings yet")
+    facts.add_row("downloads", str(detail.downloads))
+    for label, values in (("capabilities", detail.capabilities), ("tools", detail.tools)):
+        if values:
+            facts.add_row(label, ", ".join(values))
+    if detail.license:
+        facts.add_row("license", detail.license)
+    if detail.homepage:
+        facts.add_row("homepage", detail.homepage)
+    for key_id, key in keys.items():
+        facts.add_row("signing key", f"{key_id} ({_key_state(key)})")
+    yanked = any(release.yanked for release in versions)
+    notes = ("",) if yanked else ()
+    rows = table("VERSION", "UPLOADED", "SHA256", "KEY", "SIGNATURE", "VETTING", *notes,
+                 wrap=("VETTING", ""))
     for release in versions:
-        reason = release.yank_reason or "no reason given"
-        yank_note = f"  YANKED: {reason}" if release.yanked else ""
-        click.echo(f"    {release.version}  sha256:{release.digest[:16]}…  "
-                   f"key {release.key_id[:12]}{yank_note}")
-    click.echo(f"  install: agentfactory install {detail.name}")
+        yank_note = f"YANKED: {release.yank_reason or 'no reason given'}" if release.yanked else ""
+        rows.add_row(release.version, (release.uploaded_at or "")[:10],
+                     f"{release.digest[:16]}…", release.key_id[:12],
+                     _signature_state(keys.get(release.key_id)), _vetting_state(release),
+                     *((yank_note,) if yanked else ()))
+    title = Text.assemble((detail.name, "bold"), f" {detail.latest_version or ''}")
+    summary = [f"  {detail.summary}"] if detail.summary else []
+    show(title, *summary, facts, f"versions ({len(versions)}):", rows,
+         f"install: agentfactory install {detail.name}")
+
+
+def _keys_of(client: MarketplaceClient, versions: list[Release]) -> dict[str, KeyInfo | None]:
+    """The registry's record of each key that signed one of `versions` (None: it has none)."""
+    keys: dict[str, KeyInfo | None] = {}
+    for key_id in dict.fromkeys(release.key_id for release in versions if release.key_id):
+        try:
+            keys[key_id] = client.key(key_id)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            keys[key_id] = None
+    return keys
+
+
+def _key_state(key: KeyInfo | None) -> str:
+    if key is None:
+        return "unknown to the registry"
+    state = "revoked" if key.revoked else "active"
+    return f"{state}, rotated from {key.signed_by}" if key.signed_by else state
+
+
+def _signature_state(key: KeyInfo | None) -> str:
+    """What the registry says of a release's signature: it verified every one at upload."""
+    if key is None:
+        return "key unknown"
+    return "key revoked" if key.revoked else "verified"
+
+
+def _vetting_state(release: Release) -> str:
+    """The registry's vetting of `release`, from its status and report."""
+    status = release.vetting_status
+    report: Any = release.vetting
+    if status == "not-run" or not isinstance(report, dict):
+        return "not run by the registry" if status == "not-run" else status
+    totals = report.get("totals") or {}
+    examples = int(totals.get("examples", 0))
+    if not examples:
+        return f"{status} (no examples)"
+    passed = int(totals.get("passed", 0))
+    return f"{status} ({passed}/{plural(examples, 'example')})"
+
+
+def _vetting_of(entry: LockEntry) -> str:
+    vetting = "vetted" if entry.vetting.passed else "NOT vetted"
+    return f"{vetting} ({plural(entry.vetting.examples, 'example')})"
 
 
 def _entry_line(entry: LockEntry) -> str:
-    vetting = "vetted" if entry.vetting.passed else "NOT vetted"
     extra = "" if entry.requested else "  (dependency)"
     return (f"{entry.name} {entry.version}  sha256:{entry.digest[:16]}…  key {entry.key_id[:12]}  "
-            f"{vetting} ({entry.vetting.examples} examples){extra}")
+            f"{_vetting_of(entry)}{extra}")
 
 
 @click.command()
@@ -155,13 +228,36 @@ def list_installed(as_json: bool) -> None:
         return
     if not entries:
         click.echo("no agents installed")
+        return
+    rows = table("NAME", "VERSION", "SHA256", "KEY", "VETTING", "", wrap=("VETTING", ""))
     for entry in entries:
-        click.echo(_entry_line(entry))
+        rows.add_row(entry.name, entry.version, f"{entry.digest[:16]}…", entry.key_id[:12],
+                     _vetting_of(entry), "" if entry.requested else "dependency")
+    show(rows)
+
+
+class StarsType(click.IntRange):
+    """1 to 5, refused before anything is sent with "stars must be 1 to 5"."""
+
+    name = "stars"
+
+    def __init__(self) -> None:
+        super().__init__(1, 5)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"stars must be a whole number from 1 to 5, not {value!r}", param, ctx)
+        if not 1 <= number <= 5:
+            self.fail(f"stars must be 1 to 5, not {number}", param, ctx)
+        return number
 
 
 @click.command()
 @click.argument("name")
-@click.argument("stars_", metavar="STARS", type=int)
+@click.argument("stars_", metavar="STARS", type=StarsType())
 @click.option("--review", default="", help="Review text.")
 @click.option("--title", default="", help="Review title.")
 @click.option("--version", default=None, help="The version you used.")
@@ -201,4 +297,4 @@ def reviews(name: str, page: int, per_page: int, url: str | None, token: str | N
             click.echo(f"    {item.body}")
         if item.reply:
             click.echo(f"    publisher: {item.reply}")
-    click.echo(f"page {found.page} · {len(found.items)} of {found.total}")
+    click.echo(f"page {found.page} · {len(found.items)} of {plural(found.total, 'review')}")

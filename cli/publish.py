@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from cli.common import client_for, config_for, emit_json, json_option, registry_options
+from cli.output import plural
 from marketplace.client.config import ClientConfig, update_config_file
 from marketplace.client.errors import ApiError, KeyFileExists, SigningKeyMissing
 from marketplace.client.http import MarketplaceClient
@@ -160,7 +161,7 @@ def build(directory: Path, out: Path | None, as_json: bool) -> None:
         emit_json(result)
         return
     click.echo(f"built {manifest.name} {manifest.version}: {out} "
-               f"({package.size} bytes, sha256 {package.digest})")
+               f"({plural(package.size, 'byte')}, sha256 {package.digest})")
 
 
 @click.command()

@@ -108,4 +108,6 @@ def run(template: str, input_path: str, config_json: str | None) -> None:
             result = agent.process(task)
         except ValueError as exc:  # plugins report bad input as ValueError naming the field
             raise AgentInputError(f"{template}: {exc}") from None
-    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    from cli.output import print_result_json  # highlighted on a terminal, plain JSON in a pipe
+
+    print_result_json(result)

@@ -1,7 +1,9 @@
 """`agentfactory sandbox build|run` and `agentfactory vet`.
 
 Failures are raised as `sandbox.errors` errors (one red line, exit 1, printed by `cli.main`);
-build progress goes to stderr so stdout stays pure JSON for scripts.
+build progress goes to stderr (live on a terminal, see `cli.output.build_steps`) so stdout stays
+pure JSON for scripts. A bad `--input` is the user's mistake, reported as `InvalidTaskInput`
+with the JSON error's position, never blamed on the agent's source.
 """
 
 from __future__ import annotations
@@ -9,16 +11,44 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sandbox.errors import InvalidAgentSource, SandboxError
+from cli.output import build_steps, plural, print_result_json
+from core.errors import AgentInputError
+from sandbox.errors import SandboxError
+
+if TYPE_CHECKING:
+    from sandbox.limits import SandboxLimits
+    from sandbox.runtime import Sandbox
 
 
-def show_progress(line: str) -> None:
-    """Print one build step on stderr (stdout stays clean for --json)."""
-    click.secho(line, err=True, fg="cyan")
+class InvalidTaskInput(AgentInputError):
+    """`--input` (`source`: the option, or `@FILE`) is not a JSON object or list of objects.
+
+    `position` says where JSON parsing failed ("line 1, column 2"), empty when the JSON parsed
+    but has the wrong shape.
+    """
+
+    def __init__(self, source: str, reason: str, position: str = "") -> None:
+        self.source = source
+        self.reason = reason
+        self.position = position
+        if position:
+            super().__init__(f"{source} is not valid JSON ({position}): {reason}")
+        else:
+            super().__init__(f"{source}: {reason}")
+
+
+def ready_sandbox(limits: SandboxLimits | None = None) -> Sandbox:
+    """A sandbox whose runner is built, showing the build's progress if it has to happen."""
+    from sandbox.runtime import Sandbox
+
+    with build_steps() as step:
+        box = Sandbox(limits, progress=step)
+        box.ensure_ready()
+    return box
 
 
 @click.group()
@@ -34,24 +64,28 @@ def build(force: bool) -> None:
 
     started = time.perf_counter()
     engine = builder.make_engine()
-    builder.load_or_build(engine, show_progress, force=force)
+    with build_steps() as step:
+        builder.load_or_build(engine, step, force=force)
     removed = builder.clear_stale()
     elapsed = time.perf_counter() - started
     click.echo(f"runner ready: {builder.artifact_path()} ({elapsed:.2f} s)")
     if removed:
-        click.echo(f"removed {len(removed)} stale runner(s)")
+        click.echo(f"removed {plural(len(removed), 'stale runner')}")
 
 
 def _parse_input(text: str) -> list[dict[str, Any]]:
+    source = "--input"
     if text.startswith("@"):
+        source = f"--input {text}"
         text = Path(text[1:]).read_text(encoding="utf-8")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidAgentSource("--input", f"not valid JSON: {exc}") from exc
+        position = f"line {exc.lineno}, column {exc.colno}"
+        raise InvalidTaskInput(source, exc.msg.lower(), position) from None
     tasks = data if isinstance(data, list) else [data]
     if not tasks or not all(isinstance(task, dict) for task in tasks):
-        raise InvalidAgentSource("--input", "expected a JSON object or a list of objects")
+        raise InvalidTaskInput(source, "expected a JSON object or a list of objects")
     return tasks
 
 
@@ -78,7 +112,6 @@ def run(
 
     from sandbox.limits import SandboxLimits
     from sandbox.results import AgentSource
-    from sandbox.runtime import Sandbox
 
     tasks = _parse_input(input_)
     limits = SandboxLimits()
@@ -89,7 +122,7 @@ def run(
     if timeout_s is not None:
         limits = replace(limits, timeout_s=timeout_s)
     source = AgentSource({file.name: file.read_text(encoding="utf-8")}, f"{file.name}:{entry}")
-    results = Sandbox(limits, progress=show_progress).run(source, tasks, reuse_instance=reuse)
+    results = ready_sandbox(limits).run(source, tasks, reuse_instance=reuse)
     values = []
     for result in results:
         if result.stdout:
@@ -98,7 +131,7 @@ def run(
             click.echo(result.traceback.rstrip(), err=True)
         values.append(result.raise_for_status(file.name))
     output = values if len(tasks) > 1 or input_.lstrip().startswith("[") else values[0]
-    click.echo(json.dumps(output, indent=2, ensure_ascii=False))
+    print_result_json(output)
 
 
 @click.command()
@@ -107,12 +140,11 @@ def run(
 def vet(package_file: Path, as_json: bool) -> None:
     """Run PACKAGE_FILE's examples in the sandbox and print the vetting report."""
     from registry.archive import read_archive
-    from sandbox.runtime import Sandbox
     from sandbox.vetting import VettingStatus
     from sandbox.vetting import vet as vet_package
 
     package = read_archive(package_file.read_bytes())
-    report = vet_package(package, Sandbox(progress=show_progress))
+    report = vet_package(package, ready_sandbox())
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

@@ -4,19 +4,57 @@ Defaults come from `ServerSettings.from_env()` (so `AGENTFACTORY_HOME` and frien
 override them. The database is created on first start by the app's lifespan, and the built-in
 agents are published then. This module imports the server stack only inside the command, so
 `agentfactory --help` stays fast.
+
+The port is checked before anything is printed or built: a busy port is one red line that
+suggests `--port`, never a banner followed by uvicorn's traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from pathlib import Path
 
 import click
 
+from core.errors import AgentFactoryError
+
+
+class CannotListen(AgentFactoryError):
+    """`host:port` cannot be bound (in use, not allowed, or not an address of this machine)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host = host
+        self.port = port
+        self.reason = reason
+        super().__init__(
+            f"cannot listen on {host}:{port}: {reason}; choose another port with --port "
+            f"(e.g. --port {port + 1 if port < 65535 else 8000})"
+        )
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind `host:port` the way uvicorn will (SO_REUSEADDR), then let it go; or raise."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise CannotListen(host, port, f"unknown host ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = ("the port is already in use" if exc.errno == errno.EADDRINUSE
+                      else exc.strerror or str(exc))
+            raise CannotListen(host, port, reason) from None
+
 
 @click.command()
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port to listen on (default 8000).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port to listen on (default 8000).")
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -26,21 +64,23 @@ import click
 @click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
 def serve(host: str | None, port: int | None, home: Path | None, log_level: str) -> None:
     """Start the marketplace server (JSON API under /api/v1, /healthz, /metrics)."""
-    import uvicorn
-
-    from marketplace.server.app import create_app
     from marketplace.server.settings import ServerSettings
 
     settings = ServerSettings.from_env(host=host, port=port, home=home)
+    check_port(settings.host, settings.port)
+
+    import uvicorn
+
+    from marketplace.server.app import create_app
+
     # One home for the whole process: the installed-agents plugin reads it from the environment.
     os.environ["AGENTFACTORY_HOME"] = str(settings.home)
     if settings.vet_uploads:
         # Uploads (and, on a new home, the built-in agents) are vetted in the sandbox: build its
         # runner now, with progress, rather than silently inside the first publish.
-        from cli.sandbox import show_progress
-        from sandbox import Sandbox
+        from cli.sandbox import ready_sandbox
 
-        Sandbox(progress=show_progress).ensure_ready()
+        ready_sandbox()
     app = create_app(settings)
     click.echo(f"Agent Factory marketplace on {settings.url}  (data: {settings.home})")
     click.echo(f"API docs: {settings.url}/api/v1/docs")

@@ -29,19 +29,53 @@ class ApiError(MarketplaceError):
 
     @classmethod
     def from_problem(cls, status: int, body: Any, fallback: str = "") -> ApiError:
-        """Build from a decoded problem-details body; tolerate servers that send something else."""
+        """Build from a decoded problem-details body; tolerate servers that send something else.
+
+        A validation problem (one listing field `errors`) is told in the user's terms: each
+        field without its request location (`body.stars` is the user's `stars`), and without the
+        server's exception name, which means nothing to someone typing a command.
+        """
         if isinstance(body, dict):
             detail = str(body.get("detail") or body.get("title") or fallback or "request failed")
             code = str(body.get("code") or "")
+            fields = _field_errors(body.get("errors"))
+            if fields:
+                error = cls(status, "", "; ".join(fields), str(body.get("title") or ""))
+                error.code = code  # still there for callers that match on it
+                return error
             return cls(status, code, detail, str(body.get("title") or ""))
         return cls(status, "", fallback or f"request failed with HTTP {status}")
 
 
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
+def _field_errors(errors: Any) -> list[str]:
+    """`path: message` for each `{path, message}` of a problem's `errors`, location dropped."""
+    if not isinstance(errors, list):
+        return []
+    lines = []
+    for item in errors:
+        if not isinstance(item, dict) or not item.get("message"):
+            continue
+        parts = str(item.get("path") or "").split(".")
+        if parts and parts[0] in _LOCATIONS:
+            parts = parts[1:]
+        field = ".".join(parts)
+        lines.append(f"{field}: {item['message']}" if field else str(item["message"]))
+    return lines
+
+
 class ConnectionFailed(MarketplaceError):
+    """Nothing answered at `url`; the message says how to start a server or point elsewhere."""
+
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         self.reason = reason
-        super().__init__(f"cannot reach the marketplace at {url}: {reason}")
+        super().__init__(
+            f"cannot reach the marketplace at {url}: {reason}; start one with "
+            "`agentfactory serve`, or point to another with --url or AGENTFACTORY_URL"
+        )
 
 
 class NotLoggedIn(MarketplaceError):

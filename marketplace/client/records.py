@@ -62,6 +62,7 @@ class Release(Record):
     yanked: bool = False
     yank_reason: str | None = None
     requires: dict[str, str] = Field(default_factory=dict)
+    vetting_status: str = "not-run"  # "passed", "unvetted" (no examples) or "not-run"
     vetting: Any = None
 
 

@@ -40,6 +40,19 @@ def test_problem_details_become_api_errors_with_the_servers_detail() -> None:
     assert str(info.value) == "acme/x 1.0 already exists (HTTP 409, DuplicateRelease)"
 
 
+def test_a_validation_problem_is_told_in_the_users_terms() -> None:
+    body = {"type": "about:blank", "title": "Validation failed", "status": 422,
+            "detail": "body.stars: Input should be less than or equal to 5",
+            "code": "RequestValidationError",
+            "errors": [{"path": "body.stars", "message": "must be 1 to 5"},
+                       {"path": "query.page", "message": "must be at least 1"}]}
+    client = client_with(lambda request: httpx.Response(422, json=body))
+    with pytest.raises(ApiError) as info:
+        client.search("x")
+    assert str(info.value) == "stars: must be 1 to 5; page: must be at least 1 (HTTP 422)"
+    assert info.value.code == "RequestValidationError"  # still there to match on
+
+
 def test_a_non_json_error_still_gives_a_clear_message() -> None:
     client = client_with(lambda request: httpx.Response(502, text="<html>bad gateway</html>"))
     with pytest.raises(ApiError, match=r"Bad Gateway \(HTTP 502\)"):
@@ -71,7 +84,8 @@ def test_unreachable_registry_is_one_clear_error() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     with pytest.raises(ConnectionFailed, match=r"cannot reach the marketplace at "
-                                               r"http://registry\.test: connection refused"):
+                                               r"http://registry\.test: connection refused; "
+                                               r"start one with `agentfactory serve`"):
         client_with(refuse).package("acme/x")
 
 

@@ -89,7 +89,7 @@ def test_publish_install_run_review_upgrade_yank(live_server: Any, tmp_path: Pat
     run_cli(bob, "rate", PKG, "4", "--review", "counts well", "--title", "solid").ok()
     info = run_cli(bob, "info", PKG, "--json").ok().json()
     assert info["package"]["rating"]["count"] == 1 and info["package"]["rating"]["mean"] == 4.0
-    assert "(1 ratings" in run_cli(bob, "info", PKG).ok().out
+    assert "(1 rating, bayesian" in run_cli(bob, "info", PKG).ok().out
     reviews = run_cli(carol, "reviews", PKG, "--json").ok().json()
     assert [(r["stars"], r["body"]) for r in reviews["items"]] == [(4, "counts well")]
 
@@ -98,6 +98,9 @@ def test_publish_install_run_review_upgrade_yank(live_server: Any, tmp_path: Pat
     upgraded = run_cli(bob, "install", PKG, "--json").ok().json()["installed"]
     assert [e["version"] for e in upgraded] == ["1.1.0"]
     assert [e["version"] for e in run_cli(bob, "list", "--json").ok().json()] == ["1.1.0"]
+    listed = run_cli(bob, "list").ok().out.splitlines()
+    assert listed[0].split() == ["NAME", "VERSION", "SHA256", "KEY", "VETTING"]
+    assert listed[2].startswith(f"{PKG}  ") and "vetted (2 examples)" in listed[2]
 
     run_cli(alice, "yank", PKG, "1.1.0", "--reason", "miscounts hyphens").ok()
     assert "YANKED: miscounts hyphens" in run_cli(carol, "info", PKG).ok().out
@@ -162,8 +165,10 @@ def test_refusals_are_one_clear_line_and_change_nothing(
     oversized = run_cli(alice, "publish", str(big)).failed()
     assert "413" in oversized.err
 
-    for stars in ("0", "6"):
-        assert "422" in run_cli(bob, "rate", PKG, stars).failed().err
+    for stars in ("0", "6"):  # refused by the CLI before anything is sent
+        assert "stars must be 1 to 5" in run_cli(bob, "rate", PKG, stars).failed().err
+    long_title = run_cli(bob, "rate", PKG, "5", "--title", "t" * 300).failed()  # by the server
+    assert long_title.err.startswith("error: title: ") and "(HTTP 422)" in long_title.err
     assert store() == before
     assert api.get("/packages/alice/big").status_code == 404
 

@@ -55,11 +55,33 @@ def test_run_failure_is_one_line_and_nonzero(
     ]
 
 
-def test_run_refuses_bad_input_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("given", "line"),
+    [
+        ("{not json", "error: --input is not valid JSON (line 1, column 2): expecting property "
+                      "name enclosed in double quotes"),
+        ('{"a": 1,\n "b": }', "error: --input is not valid JSON (line 2, column 7): expecting "
+                              "value"),
+        ("[1, 2]", "error: --input: expected a JSON object or a list of objects"),
+    ],
+)
+def test_run_blames_a_bad_input_not_the_agent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], given: str, line: str
+) -> None:
     agent = tmp_path / "agent.py"
     agent.write_text("def process(task):\n    return task\n")
-    code, _, err = run_cli(["sandbox", "run", str(agent), "--input", "{nope"], capsys)
-    assert code == 1 and "not valid JSON" in err
+    code, out, err = run_cli(["sandbox", "run", str(agent), "--input", given], capsys)
+    assert (code, out, err.splitlines()) == (1, "", [line])
+
+
+def test_run_names_the_input_file_that_is_not_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent, task = tmp_path / "agent.py", tmp_path / "task.json"
+    agent.write_text("def process(task):\n    return task\n")
+    task.write_text("{'single': 'quotes'}")
+    code, _, err = run_cli(["sandbox", "run", str(agent), "--input", f"@{task}"], capsys)
+    assert code == 1 and err.startswith(f"error: --input @{task} is not valid JSON (line 1, ")
 
 
 def test_vet_prints_report_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,3 +101,15 @@ def test_vet_failed_package_exits_nonzero(
     archive.write_bytes(pack_files(bad.files))
     code, out, err = run_cli(["vet", str(archive)], capsys)
     assert code == 1 and "failed" in out and "failed vetting" in err
+
+
+def test_vet_failure_names_the_differing_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = tmp_path / "off.zip"
+    off = make_package("def process(task):\n    n = task['n']\n"
+                       "    return {'double': n * 2, 'label': f'n = {n}'}\n")
+    archive.write_bytes(pack_files(off.files))
+    code, out, _ = run_cli(["vet", str(archive)], capsys)
+    assert code == 1 and 'label: expected "n=2", found "n = 2"' in out
+
