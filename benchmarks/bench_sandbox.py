@@ -2,7 +2,9 @@
 """Sandbox figures: build, load, one task per fresh instance, 100 tasks per instance, overhead.
 
 Uses a private cache directory so `sandbox.build_s` measures a real first build (componentize +
-compile), then the default limits (fuel and deadline enforced) for every call.
+compile), then the default limits (fuel and deadline enforced) for every call. Calls go through
+the default isolation (warm worker processes with the deadline backstop) unless the figure's name
+says `in_process`.
 """
 
 from __future__ import annotations
@@ -50,11 +52,15 @@ def main(prefix: str) -> None:
             loads.append(time.perf_counter() - t0)
         emit("sandbox.load_ms", statistics.median(loads) * 1000, "ms")
 
-        box = Sandbox()
+        box = Sandbox()  # the default: worker processes with the deadline backstop
         box.ensure_ready()
         box.run_one(AGENT, TASK)
         call_1 = median_time(lambda: box.run_one(AGENT, TASK), repeat=50)
         emit("sandbox.call_1_ms", call_1 * 1000, "ms")
+        inline = Sandbox(isolation="in-process")
+        inline.run_one(AGENT, TASK)
+        call_1_inline = median_time(lambda: inline.run_one(AGENT, TASK), repeat=50)
+        emit("sandbox.call_1_in_process_ms", call_1_inline * 1000, "ms")
         emit("sandbox.tasks_per_s_fresh", 1 / call_1, "tasks/s")
         tasks = [TASK] * 100
         call_100 = median_time(lambda: box.run(AGENT, tasks, reuse_instance=True), repeat=10)

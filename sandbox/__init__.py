@@ -2,8 +2,8 @@
 
 from sandbox.errors import AgentRunError, SandboxError
 from sandbox.limits import SandboxLimits
-from sandbox.results import AgentSource, TaskResult, TaskStatus
 from sandbox.pool import WorkerPool
+from sandbox.results import AgentSource, TaskResult, TaskStatus
 from sandbox.runtime import Isolation, Sandbox, run_counts
 
 __all__ = [
