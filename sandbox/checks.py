@@ -1,6 +1,7 @@
 """Evaluate a package example's `expected` value and `checks` against an agent's output.
 
-Invariants: evaluation never raises on any JSON output; each failed expectation yields one
+Invariants: evaluation never raises on any JSON output, and nothing here recurses over it (equality
+is iterative, shown values are cut to three levels); each failed expectation yields one
 human-readable line naming the path, the operation and what was found. An `expected` mismatch
 names the first differing field's path and both values there (JSON, three levels deep), each cut
 (with an ellipsis) only past 80 characters. `expected` is exact JSON equality (`1` equals `1.0`,
@@ -54,16 +55,28 @@ def resolve(output: Any, path: str) -> Any:
 
 
 def json_equal(left: Any, right: Any) -> bool:
-    """Equality as JSON sees it: booleans are not numbers, lists compare in order."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return isinstance(left, bool) and isinstance(right, bool) and left == right
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(json_equal, left, right))
-    if isinstance(left, int | float) and isinstance(right, int | float):
-        return left == right
-    return type(left) is type(right) and bool(left == right)
+    """Equality as JSON sees it: booleans are not numbers, lists compare in order. Iterative, so
+    no nesting depth (guest output or a manifest's `expected`) can exhaust the stack."""
+    pending = [(left, right)]
+    while pending:
+        a, b = pending.pop()
+        if isinstance(a, bool) or isinstance(b, bool):
+            if not (isinstance(a, bool) and isinstance(b, bool) and a == b):
+                return False
+        elif isinstance(a, dict) and isinstance(b, dict):
+            if a.keys() != b.keys():
+                return False
+            pending.extend((a[key], b[key]) for key in a)
+        elif isinstance(a, list) and isinstance(b, list):
+            if len(a) != len(b):
+                return False
+            pending.extend(zip(a, b, strict=True))
+        elif isinstance(a, int | float) and isinstance(b, int | float):
+            if a != b:
+                return False
+        elif not (type(a) is type(b) and bool(a == b)):
+            return False
+    return True
 
 
 def _is_number(value: Any) -> bool:
