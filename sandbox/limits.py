@@ -1,8 +1,11 @@
 """Resource limits for one sandboxed task.
 
-Every limit applies per task: fuel and the deadline are re-armed before each call, memory is the
-cap of the guest's linear memory (the interpreter's own ~20 MB included), output counts both the
-JSON result and what the agent prints.
+Every limit applies per task: fuel is re-armed before loading the agent and before each call; the
+deadline runs from the task's start and covers loading the agent into a fresh instance and the
+call (the epoch stops guest code at it; the worker process running a guest blocked in a host call
+is killed shortly after it, see `sandbox.pool`); memory is the cap of the guest's linear memory
+(the interpreter's own ~20 MB included); output counts both the JSON result and what the agent
+prints.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ class SandboxLimits:
     memory_bytes: int = 256 * 1024 * 1024
     """Cap of the guest's linear memory, interpreter snapshot included."""
     timeout_s: float = 5.0
-    """Wall-clock deadline per task (and for loading the agent)."""
+    """Wall-clock deadline per task, loading the agent included."""
     max_output_bytes: int = 1024 * 1024
     """Cap of the JSON result and, separately, of printed output."""
 
