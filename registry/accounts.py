@@ -1,7 +1,7 @@
 """Publishers, namespaces, API tokens and signing keys.
 
 Tokens: only the sha256 of a token is stored, so a database leak does not leak credentials;
-the plaintext is returned once. A token carries scopes (publish, review, admin) and can be
+the plaintext is returned once. A token carries scopes (publish, review, run, admin) and can be
 revoked. Keys: a publisher's first key is accepted as is (trust on first use, bound to the
 token that registers it); every later key needs a rotation statement signed by one of the
 publisher's current (unrevoked) keys. A revoked key verifies no new upload, but releases it
@@ -84,7 +84,7 @@ def register_publisher(
     session: Session, name: str, namespace: str | None, email: str | None,
     config: RegistryConfig,
 ) -> tuple[PublisherPublic, str]:
-    """A new publisher (and namespace, if given) with a publish+review token."""
+    """A new publisher (and namespace, if given) with a publish+review+run token."""
     try:
         normalized = validate_namespace(name)
     except InvalidName as exc:
@@ -101,7 +101,7 @@ def register_publisher(
     assert publisher.id is not None
     if namespace is not None:
         _claim_namespace(session, publisher.id, namespace, config)
-    token = _issue_token(session, publisher.id, {"publish", "review"})
+    token = _issue_token(session, publisher.id, {"publish", "review", "run"})
     session.flush()
     return publisher_public(session, publisher), token
 

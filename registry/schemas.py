@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCOPES = frozenset({"publish", "review", "admin"})
+SCOPES = frozenset({"publish", "review", "run", "admin"})
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ the package name) and implements `agentfactory_process` for that implementation.
 from __future__ import annotations
 
 import builtins
+import contextvars
 import importlib.abc
 import importlib.util
 import threading
@@ -35,6 +36,13 @@ from sandbox.vetting import VettingReport, package_source
 if TYPE_CHECKING:
     from core.agent import Agent
     from registry.archive import Package
+
+
+LAST_RESULT: contextvars.ContextVar[TaskResult | None] = contextvars.ContextVar(
+    "sandbox_last_result", default=None
+)
+"""The last sandboxed task's result in this context, ok or not: callers that record usage (fuel,
+memory, time; `runs.executor`) reset it before `agent.process()` and read it after."""
 
 
 class SandboxedAgentPlugin:
@@ -85,6 +93,7 @@ class SandboxedAgentPlugin:
             return None
         if self.sandboxed:
             result = self.sandbox.run_one(self.source, task, limits=self.limits)
+            LAST_RESULT.set(result)
             value = result.raise_for_status(f"agent {agent.name!r}")
         else:
             value = self._run_native(agent, task)

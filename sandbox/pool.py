@@ -55,9 +55,12 @@ def default_size() -> int:
 
 
 class _Worker:
-    """One worker process, its request pipe and the lifeline that ends it with this process."""
+    """One worker process, its request pipe and the lifeline that ends it with this process.
 
-    def __init__(self, component_path: str) -> None:
+    `boot` is the worker's program (`python -I -c BOOT sys_path conn_fd lifeline_fd *args`);
+    `runs.engine` starts its run workers through this same class with its own."""
+
+    def __init__(self, *args: str, boot: str = BOOT) -> None:
         self.conn, child_conn = multiprocessing.Pipe(duplex=True)
         lifeline, self._lifeline = multiprocessing.Pipe(duplex=False)
         fds = (child_conn.fileno(), lifeline.fileno())
@@ -67,10 +70,10 @@ class _Worker:
                     sys.executable,
                     "-I",
                     "-c",
-                    BOOT,
+                    boot,
                     json.dumps(sys.path),
                     *map(str, fds),
-                    component_path,
+                    *args,
                 ],
                 pass_fds=fds,
                 stdin=subprocess.DEVNULL,
@@ -333,6 +336,9 @@ def _died(worker: _Worker, duration_ms: float) -> TaskResult:
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
+
+WorkerProcess = _Worker
+"""The public name of one killable worker process (used by `runs.engine`)."""
 
 _shared: WorkerPool | None = None
 _shared_lock = threading.Lock()

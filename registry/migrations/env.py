@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from registry.db import include_object, make_engine
+from runs import models as _runs_models  # noqa: F401  (the runs tables share this schema)
 
 
 def _run(connection: Connection) -> None:

@@ -1,0 +1,176 @@
+"""Typed records of the run service: what the store returns and what an execution produces.
+
+`RunPublic` is what the API shows (the store builds it from a row; rows never leave the store).
+`Outcome` is what one execution of a run produced, in the worker; it crosses the worker pipe as
+JSON (`to_wire` / `from_wire`, which treats its input as untrusted).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "timed_out", "cancelled"]
+FinalStatus = Literal["succeeded", "failed", "timed_out", "cancelled"]
+FINAL: frozenset[str] = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
+ACTIVE: frozenset[str] = frozenset({"queued", "running"})
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RunErrorInfo(_Public):
+    """Why a run did not succeed. `code` is stable (clients match on it): `invalid_input`,
+    `agent_not_found`, `version_mismatch`, the sandbox's statuses (`agent_error`, `timeout`,
+    `out_of_fuel`, `out_of_memory`, `output_too_large`, `bad_output`), `deadline`,
+    `cancelled`, `worker_lost`, `internal`."""
+
+    code: str
+    message: str
+    detail: dict[str, Any] | None = None
+
+
+class RunUsage(_Public):
+    """What the run consumed; fuel and memory are measured for sandboxed agents only."""
+
+    duration_ms: float | None = None
+    fuel_used: int | None = None
+    memory_peak_bytes: int | None = None
+
+
+class RunPublic(_Public):
+    id: str
+    status: RunStatus
+    agent: str
+    agent_name: str
+    version: str | None
+    input: dict[str, Any]
+    result: dict[str, Any] | None
+    error: RunErrorInfo | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    usage: RunUsage
+    timeout_s: float
+    idempotency_key: str | None
+    attempt: int
+    cancel_requested: bool
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+
+class RunPage(_Public):
+    items: list[RunPublic]
+    total: int
+    page: int
+    per_page: int
+
+
+class RunEventPublic(_Public):
+    seq: int
+    kind: str
+    data: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to create: the agent as requested and as resolved at submission."""
+
+    agent: str
+    agent_name: str
+    version: str | None
+    input: dict[str, Any]
+    timeout_s: float
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run handed to one executor: `attempt` and `owner` must come back with its outcome."""
+
+    run_id: str
+    attempt: int
+    owner: str
+    agent: str
+    agent_name: str
+    input: dict[str, Any]
+    timeout_s: float
+
+    def to_wire(self) -> bytes:
+        return json.dumps({
+            "run_id": self.run_id, "attempt": self.attempt, "owner": self.owner,
+            "agent": self.agent, "agent_name": self.agent_name, "input": self.input,
+            "timeout_s": self.timeout_s,
+        }).encode()
+
+    @classmethod
+    def from_wire(cls, data: bytes) -> Claim:
+        raw = json.loads(data)
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one execution of a run produced."""
+
+    status: FinalStatus
+    result: dict[str, Any] | None = None
+    error: RunErrorInfo | None = None
+    version: str | None = None
+    agent_name: str | None = None
+    duration_ms: float | None = None
+    fuel_used: int | None = None
+    memory_peak_bytes: int | None = None
+
+    @classmethod
+    def failure(cls, status: FinalStatus, code: str, message: str, **detail: Any) -> Outcome:
+        return cls(status, error=RunErrorInfo(code=code, message=message, detail=detail or None))
+
+    def to_wire(self) -> bytes:
+        return json.dumps({
+            "status": self.status, "result": self.result,
+            "error": None if self.error is None else self.error.model_dump(),
+            "version": self.version, "agent_name": self.agent_name,
+            "duration_ms": self.duration_ms, "fuel_used": self.fuel_used,
+            "memory_peak_bytes": self.memory_peak_bytes,
+        }, allow_nan=False).encode()
+
+    @classmethod
+    def from_wire(cls, data: bytes) -> Outcome:
+        """The outcome a worker sent; a `ValueError` for anything else."""
+        try:
+            raw = json.loads(data)
+            status = raw["status"]
+            if status not in FINAL:
+                raise ValueError(f"status {status!r}")
+            result = raw["result"]
+            if result is not None and not isinstance(result, dict):
+                raise ValueError("result is not an object")
+            error = None if raw["error"] is None else RunErrorInfo.model_validate(raw["error"])
+            return cls(
+                status, result=result, error=error, version=_opt(raw["version"], str),
+                agent_name=_opt(raw["agent_name"], str),
+                duration_ms=_opt(raw["duration_ms"], float),
+                fuel_used=_opt(raw["fuel_used"], int),
+                memory_peak_bytes=_opt(raw["memory_peak_bytes"], int),
+            )
+        except (KeyError, TypeError, RecursionError) as exc:
+            raise ValueError(f"not a run outcome: {exc}") from None
+
+
+def _opt(value: Any, kind: type) -> Any:
+    if value is None:
+        return None
+    if kind is float and type(value) is int:
+        return float(value)
+    if type(value) is not kind:
+        raise ValueError(f"{value!r} is not a {kind.__name__}"[:80])
+    return value

@@ -1,0 +1,78 @@
+"""The run service as the API uses it: submit, read, wait, cancel.
+
+`RunService` ties the store, an engine and the watch together. Submission resolves the agent in
+the server's factory first (templates only: nothing is created or run in this process), so an
+unknown agent is refused at once (`TemplateNotFound`, with the closest names) and a specifier
+the offered version does not meet is `NoMatchingAgentVersion`; the worker resolves it again when
+the run executes and records the exact version that ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from runs.engine import RunEngine
+from runs.errors import RunError
+from runs.executor import split_agent, version_allowed
+from runs.schemas import NewRun, RunPublic
+from runs.store import RunStore
+from runs.watch import RunWatch
+
+if TYPE_CHECKING:
+    from core.factory import AgentFactory
+
+
+class TimeoutTooLong(RunError):
+    def __init__(self, timeout_s: float, limit: float) -> None:
+        self.timeout_s = timeout_s
+        self.limit = limit
+        super().__init__(f"timeout_s {timeout_s:g} is over this server's limit of {limit:g} s")
+
+
+@dataclass
+class RunService:
+    store: RunStore
+    engine: RunEngine
+    watch: RunWatch = field(default_factory=RunWatch)
+
+    def submit(
+        self,
+        factory: AgentFactory,
+        publisher_id: int,
+        agent: str,
+        task: dict[str, Any],
+        *,
+        timeout_s: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[RunPublic, bool]:
+        """The queued run (and True), or the run an earlier use of `idempotency_key` made."""
+        from runs.errors import NoMatchingAgentVersion
+
+        settings = self.store.settings
+        name, specifier = split_agent(agent)
+        template = factory.templates.get(name)
+        if not version_allowed(template.version, specifier):
+            raise NoMatchingAgentVersion(name, specifier, template.version)
+        timeout = settings.default_timeout_s if timeout_s is None else timeout_s
+        if timeout > settings.max_timeout_s:
+            raise TimeoutTooLong(timeout, settings.max_timeout_s)
+        new = NewRun(
+            agent=agent, agent_name=template.name, version=template.version, input=task,
+            timeout_s=timeout, idempotency_key=idempotency_key,
+        )
+        run, created = self.store.create(publisher_id, new)
+        if created:
+            self.engine.submit(run.id)
+            self.watch.notify(run.id)
+        return run, created
+
+    def cancel(self, run_id: str, publisher_id: int) -> RunPublic:
+        run = self.store.cancel(run_id, publisher_id)
+        if run.status == "running":
+            self.engine.cancel(run_id)
+        self.watch.notify(run_id)
+        return run
+
+    def close(self) -> None:
+        self.engine.close()
