@@ -13,15 +13,23 @@ byte count, because declared sizes can lie. Only then are the manifest and templ
 Every refusal names the offending entry.
 """
 
+The file record (`file_record`, like a wheel's `RECORD`) lists every file of a package with its
+sha256 and size, one CSV row per file sorted by path. It is computed from the files alone, so the
+publisher, the registry and the installer all derive the same bytes; a release signature covers
+its sha256 (`registry.signing`), and installers keep it beside the unpacked files to check them
+before they run.
+
 from __future__ import annotations
 
 import hashlib
+import csv
 import io
 import json
 import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -67,6 +75,38 @@ class Package:
 
 
 def _included(path: Path, root: Path) -> bool:
+def file_record(files: Mapping[str, bytes]) -> bytes:
+    """The CSV record of `files`: `path,sha256=<hex>,size` per file, sorted by path.
+
+    The `csv` module quotes any path holding a comma, quote or newline, so a record parses back
+    to exactly the files it was made from.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for path in sorted(files):
+        body = files[path]
+        writer.writerow((path, f"sha256={hashlib.sha256(body).hexdigest()}", len(body)))
+    return out.getvalue().encode("utf-8")
+
+
+def record_digest(files: Mapping[str, bytes]) -> str:
+    """The sha256 of `file_record(files)`: what a release signature covers."""
+    return hashlib.sha256(file_record(files)).hexdigest()
+
+
+def parse_record(data: bytes) -> dict[str, tuple[str, int]]:
+    """path -> (sha256 hex, size) from a record; `ValueError` naming the row when malformed."""
+    entries: dict[str, tuple[str, int]] = {}
+    rows = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    for number, row in enumerate(rows, 1):
+        if len(row) != 3 or not row[1].startswith("sha256=") or not row[2].isdigit():
+            raise ValueError(f"row {number} is not 'path,sha256=<hex>,size'")
+        if row[0] in entries:
+            raise ValueError(f"row {number} repeats {row[0]!r}")
+        entries[row[0]] = (row[1].removeprefix("sha256="), int(row[2]))
+    return entries
+
+
     parts = path.relative_to(root).parts
     if any(p.startswith(".") or p in _SKIP_DIRS for p in parts):
         return False

@@ -37,7 +37,7 @@ from sqlmodel import Session, col, select
 
 from core.security import denied_tools
 from registry.accounts import require_scope
-from registry.archive import MANIFEST, Package, open_archive, validate_contents
+from registry.archive import MANIFEST, Package, open_archive, record_digest, validate_contents
 from registry.blobs import BlobStore
 from registry.config import RegistryConfig
 from registry.errors import (
@@ -49,6 +49,7 @@ from registry.errors import (
     PermissionDenied,
     RevokedKey,
     UnknownKey,
+    SignatureMismatch,
 )
 from registry.manifest import Manifest, parse_manifest
 from registry.models import Namespace, Release, SigningKeyRecord, utcnow
@@ -156,14 +157,20 @@ def step_authorize(ctx: PublishContext) -> None:
 
 
 def step_verify(ctx: PublishContext) -> None:
-    """The signature verifies with a current key of this publisher over digest+name+version."""
+    """The signature verifies with a current key of this publisher over digest+name+version
+    (and, for a v2 signature, the record of the archive's files)."""
     manifest = ctx.need_manifest()
     key = ctx.session.get(SigningKeyRecord, ctx.key_id)
     if key is None or key.publisher_id != ctx.principal.publisher_id:
         raise UnknownKey(ctx.key_id)
     if key.revoked_at is not None:
         raise RevokedKey(ctx.key_id)
-    verify_release(key.public_key, ctx.signature, ctx.digest, manifest.name, manifest.version)
+    signed_record = verify_release(
+        key.public_key, ctx.signature, ctx.digest, manifest.name, manifest.version
+    )
+    # A v2 signature also vouches for the file record: it must be this archive's.
+    if signed_record is not None and signed_record != record_digest(ctx.files):
+        raise SignatureMismatch(ctx.key_id)
     ctx.key = key
 
 
