@@ -11,25 +11,25 @@ devices are refused by their `external_attr` mode bits); its declared size and c
 ratio; the running total. Entries are then inflated with the same caps enforced on the real
 byte count, because declared sizes can lie. Only then are the manifest and templates parsed.
 Every refusal names the offending entry.
-"""
 
 The file record (`file_record`, like a wheel's `RECORD`) lists every file of a package with its
 sha256 and size, one CSV row per file sorted by path. It is computed from the files alone, so the
 publisher, the registry and the installer all derive the same bytes; a release signature covers
 its sha256 (`registry.signing`), and installers keep it beside the unpacked files to check them
 before they run.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import csv
+import hashlib
 import io
 import json
 import stat
 import zipfile
 import zlib
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -74,7 +74,6 @@ class Package:
         return {p: b.decode("utf-8") for p, b in self.files.items() if p.endswith(".py")}
 
 
-def _included(path: Path, root: Path) -> bool:
 def file_record(files: Mapping[str, bytes]) -> bytes:
     """The CSV record of `files`: `path,sha256=<hex>,size` per file, sorted by path.
 
@@ -107,6 +106,7 @@ def parse_record(data: bytes) -> dict[str, tuple[str, int]]:
     return entries
 
 
+def _included(path: Path, root: Path) -> bool:
     parts = path.relative_to(root).parts
     if any(p.startswith(".") or p in _SKIP_DIRS for p in parts):
         return False

@@ -48,8 +48,8 @@ from registry.errors import (
     ManifestError,
     PermissionDenied,
     RevokedKey,
-    UnknownKey,
     SignatureMismatch,
+    UnknownKey,
 )
 from registry.manifest import Manifest, parse_manifest
 from registry.models import Namespace, Release, SigningKeyRecord, utcnow

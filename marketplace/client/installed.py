@@ -179,8 +179,6 @@ class InstalledAgents:
         self.refresh()
         return dict(self._errors)
 
-    # The same answers as hook implementations, so a view bound to one factory's policy can be
-    # registered as a plugin object (see `refresh_factory`).
     def load_error(self, name: str) -> Exception | None:
         """Why the installed package `name` (any spelling) is not offered, or None."""
         from core.errors import AgentFactoryError
@@ -193,6 +191,8 @@ class InstalledAgents:
         self.refresh()
         return self._failures.get(key)
 
+    # The same answers as hook implementations, so a view bound to one factory's policy can be
+    # registered as a plugin object (see `refresh_factory`).
     @hookimpl(specname="agentfactory_templates")
     def _hook_templates(self) -> list[Mapping[str, Any]]:
         return self.templates()

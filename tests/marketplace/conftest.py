@@ -146,14 +146,14 @@ class Actor:
         return {"Authorization": f"Bearer {self.token}"}
 
     def sign(self, archive: bytes, name: str, version: str) -> str:
-        import base64
         """A v2 signature (covering the file record), or v1 for an archive that cannot be
         opened (tests of refusals that come before the signature check)."""
+        import base64
 
-        digest = hashlib.sha256(archive).hexdigest()
         from registry.archive import open_archive, record_digest
         from registry.errors import RegistryError
 
+        digest = hashlib.sha256(archive).hexdigest()
         try:
             record: str | None = record_digest(open_archive(archive))
         except RegistryError:
