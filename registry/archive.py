@@ -6,7 +6,8 @@ same bytes (and the same sha256). Hidden files, `__pycache__` and `*.pyc` are le
 
 Reading checks, in this order, before anything is trusted: the archive size; that it is a zip;
 the entry count; each entry's name (no absolute path, drive letter, backslash, `..` or empty
-component; no duplicate, even case-insensitively); its type (regular files only: links and
+component; no duplicate, even case-insensitively; no name that is both a file and a
+directory, `x` beside `x/...`); its type (regular files only: links and
 devices are refused by their `external_attr` mode bits); its declared size and compression
 ratio; the running total. Entries are then inflated with the same caps enforced on the real
 byte count, because declared sizes can lie. Only then are the manifest and templates parsed.
@@ -169,6 +170,21 @@ def _check_name(name: str, seen: set[str]) -> None:
     seen.add(folded)
 
 
+def _check_file_or_directory(infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse a name that is both a file (`x`) and a directory (`x/`, or a parent of `x/y`):
+    unpacking one would fail on, or depend on the order of, the other. Case-folded, like the
+    duplicate check, for case-insensitive file systems."""
+    directories: set[str] = set()
+    for info in infos:
+        parts = info.filename.lower().rstrip("/").split("/")
+        directories.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        if info.is_dir():
+            directories.add("/".join(parts))
+    for info in infos:
+        if not info.is_dir() and info.filename.lower() in directories:
+            raise UnsafeEntry(info.filename, "is both a file and a directory in the archive")
+
+
 def _check_type(info: zipfile.ZipInfo) -> None:
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
@@ -221,6 +237,7 @@ def open_archive(data: bytes, limits: ArchiveLimits = DEFAULT_LIMITS) -> dict[st
             if declared > limits.max_total_bytes:
                 raise ArchiveTooLarge("total size", declared, limits.max_total_bytes,
                                       info.filename)
+        _check_file_or_directory(infos)
         files: dict[str, bytes] = {}
         remaining = limits.max_total_bytes
         for info in infos:
@@ -288,7 +305,7 @@ def read_archive(data: bytes, limits: ArchiveLimits = DEFAULT_LIMITS) -> Package
     files = open_archive(data, limits)
     if MANIFEST not in files:
         raise ManifestError(MANIFEST, [("", "no agent.json at the archive root")])
-    manifest = parse_manifest(files[MANIFEST])
+    manifest = parse_manifest(files[MANIFEST], limits=limits.manifest)
     templates = validate_contents(manifest, files)
     return Package(manifest, files, hashlib.sha256(data).hexdigest(), len(data), templates)
 

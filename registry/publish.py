@@ -39,6 +39,7 @@ from core.security import denied_tools
 from registry.accounts import require_scope
 from registry.archive import MANIFEST, Package, open_archive, record_digest, validate_contents
 from registry.blobs import BlobStore
+from registry.checks import check_package_contents
 from registry.config import RegistryConfig
 from registry.errors import (
     ConcurrentCreation,
@@ -48,8 +49,8 @@ from registry.errors import (
     ManifestError,
     PermissionDenied,
     RevokedKey,
-    SignatureMismatch,
     UnknownKey,
+    SignatureMismatch,
 )
 from registry.manifest import Manifest, parse_manifest
 from registry.models import Namespace, Release, SigningKeyRecord, utcnow
@@ -109,16 +110,17 @@ def step_parse(ctx: PublishContext) -> None:
     ctx.digest = hashlib.sha256(ctx.archive).hexdigest()
     if MANIFEST not in ctx.files:
         raise ManifestError(MANIFEST, [("", "no agent.json at the archive root")])
-    ctx.manifest = parse_manifest(ctx.files[MANIFEST])
+    ctx.manifest = parse_manifest(ctx.files[MANIFEST], limits=ctx.config.limits.manifest)
     ctx.normalized_name = normalize_name(ctx.manifest.name)
     ctx.canonical_version = canonicalize_version(ctx.manifest.version)
 
 
 def step_validate(ctx: PublishContext) -> None:
-    """Files and templates the manifest names; denied tools; the package check; reserved and
-    look-alike names."""
+    """Files and templates the manifest names; their bounds and `extends` chains; denied
+    tools; the package check; reserved and look-alike names."""
     manifest = ctx.need_manifest()
     templates = validate_contents(manifest, ctx.files)
+    check_package_contents(manifest, ctx.files, templates, ctx.config.limits.manifest)
     for path, template in zip(manifest.templates, templates, strict=True):
         refused = denied_tools(template.tools, ctx.config.allowed_tools)
         if refused:
@@ -137,13 +139,12 @@ def step_validate(ctx: PublishContext) -> None:
         .with_for_update()
     ).first()
     if ctx.existing is not None:
-        check_lookalike(manifest.name, ctx.existing.name, ())
+        check_lookalike(manifest.name, ctx.existing.name)
         return
+    # Nothing published in another namespace is compared: the namespace's holder may publish
+    # any unreserved name in it (look-alike namespaces are refused when claimed, see
+    # `registry.accounts`), so no squatter elsewhere can lock them out.
     check_reserved(manifest.name, ctx.config.reserved_names)
-    popular = ctx.session.exec(
-        select(PackageRow.name).where(PackageRow.downloads >= ctx.config.lookalike_downloads)
-    ).all()
-    check_lookalike(manifest.name, None, popular)
 
 
 def step_authorize(ctx: PublishContext) -> None:

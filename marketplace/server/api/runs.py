@@ -43,6 +43,15 @@ RUN_PROBLEMS = problem_responses(401, 403, 404)
 Status = Literal["queued", "running", "succeeded", "failed", "timed_out", "cancelled"]
 
 
+class QuotaLimited(RateLimited):
+    """A run quota, as the API's 429: the quota's own words and the wait."""
+
+    def __init__(self, quota: QuotaExceeded) -> None:
+        super().__init__("run", quota.retry_after)
+        self.quota = quota
+        self.args = (f"{quota}; retry in {self.retry_after} s",)
+
+
 def _out(run: RunPublic) -> RunOut:
     return RunOut.of(run, PREFIX)
 
@@ -68,7 +77,7 @@ def submit_run(
             timeout_s=body.timeout_s, idempotency_key=body.idempotency_key,
         )
     except QuotaExceeded as exc:
-        raise RateLimited("run", exc.retry_after) from exc
+        raise QuotaLimited(exc) from exc
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"{PREFIX}/runs/{run.id}"
