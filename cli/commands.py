@@ -75,15 +75,25 @@ def invocation_plugin_manager(ctx: click.Context | None = None) -> pluggy.Plugin
     """The plugin manager of the current command-line invocation, built on first use.
 
     Outside a click invocation (a command called as a plain function) a fresh one is built.
+    The entry points come from the disk cache of `core.entrypoints`, which reads them again
+    whenever a distribution was installed, removed or changed.
     """
-    from core.plugins import make_plugin_manager
-
     ctx = ctx or click.get_current_context(silent=True)
     if ctx is None:
-        return make_plugin_manager()
+        return _plugin_manager()
     pm: pluggy.PluginManager | None = ctx.meta.get(_PLUGIN_MANAGER)
     if pm is None:
-        pm = ctx.meta[_PLUGIN_MANAGER] = make_plugin_manager()
+        pm = ctx.meta[_PLUGIN_MANAGER] = _plugin_manager()
+    return pm
+
+
+def _plugin_manager() -> pluggy.PluginManager:
+    from core.entrypoints import cached_entry_points
+    from core.paths import cache_home
+    from core.plugins import ENTRY_POINT_GROUP, load_entry_point_plugins, make_plugin_manager
+
+    pm = make_plugin_manager(load_entry_points=False)
+    load_entry_point_plugins(pm, cached_entry_points(ENTRY_POINT_GROUP, cache_home() / "plugins"))
     return pm
 
 

@@ -15,6 +15,7 @@ import click
 
 from core.errors import TemplateError
 from core.factory import AgentFactory
+from core.resolved import ResolvedTemplate
 from core.template import AgentTemplate
 
 
@@ -24,7 +25,7 @@ def _factory() -> AgentFactory:
     return AgentFactory(FactorySettings.from_env())
 
 
-def _summary(template: AgentTemplate, source: str) -> dict[str, Any]:
+def _summary(template: ResolvedTemplate, source: str) -> dict[str, Any]:
     return {
         "name": template.name,
         "version": template.version,
@@ -80,7 +81,7 @@ def show(name: str) -> None:
     """Print the resolved template NAME as JSON (inheritance applied, hash and lineage added)."""
     with _factory() as factory:
         template = factory.templates.get(name)
-    _print_json(template.model_dump(mode="json", exclude={"remove"}))
+    _print_json(template.document())
 
 
 @templates.command("validate")
@@ -120,7 +121,7 @@ def validate(path: Path) -> None:
 
         for name, (file, _) in loaded.items():
             try:
-                resolved = resolve(name, lookup)
+                resolved = resolve(name, lookup).as_resolved()
                 reasons = [
                     reason
                     for answer in factory.plugin_manager.hook.agentfactory_validate_template(

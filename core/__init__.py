@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from core.loader import load_template_file, parse_template
     from core.manager import ManagerMetrics, ReloadEvent, TemplateManager
     from core.plugins import make_plugin_manager
+    from core.resolved import ResolvedTemplate
     from core.security import DENIED_TOOLS, denied_tools
     from core.template import AgentTemplate, ModelSettings
 
@@ -31,6 +32,7 @@ _EXPORTS = {
     "ManagerMetrics": "core.manager",
     "ModelSettings": "core.template",
     "ReloadEvent": "core.manager",
+    "ResolvedTemplate": "core.resolved",
     "TemplateManager": "core.manager",
     "denied_tools": "core.security",
     "hookimpl": "core.hookspecs",
@@ -49,6 +51,7 @@ __all__ = [
     "ManagerMetrics",
     "ModelSettings",
     "ReloadEvent",
+    "ResolvedTemplate",
     "TemplateManager",
     "denied_tools",
     "hookimpl",

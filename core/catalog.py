@@ -16,11 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import TemplateError
 from core.loader import SUFFIXES, load_template_file, parse_template
-from core.template import AgentTemplate
+
+if TYPE_CHECKING:
+    from core.template import AgentTemplate
 
 LAYER_BUILTIN = 0
 LAYER_PLUGIN = 1

@@ -19,7 +19,7 @@ import pluggy
 if TYPE_CHECKING:
     from core.agent import Agent
     from core.config import FactorySettings
-    from core.template import AgentTemplate
+    from core.resolved import ResolvedTemplate
 
 PROJECT = "agentfactory"
 
@@ -72,7 +72,7 @@ def agentfactory_after_process(agent: Agent, task: dict[str, Any], result: dict[
 
 @hookspec
 def agentfactory_validate_template(
-    template: AgentTemplate, settings: FactorySettings
+    template: ResolvedTemplate, settings: FactorySettings
 ) -> Sequence[str]:
     """Vet a resolved template. Return the reasons to refuse it; an empty list accepts it."""
     raise NotImplementedError

@@ -5,6 +5,10 @@ message names the file and the field path in the document (`tools[2]: ...`, `mod
 nothing here lets a `json`, `zstandard` or `pydantic` exception escape to the user.
 
 Accepted files: `NAME.json` (UTF-8 JSON) and `NAME.json.zst` (the same, zstd-compressed).
+
+Importing this module imports neither pydantic nor zstandard: listing template files
+(`template_files`) is all a run served from the disk cache needs, and those two imports cost it
+more than the rest of its start-up. They are imported by the functions that parse.
 """
 
 from __future__ import annotations
@@ -12,13 +16,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import zstandard
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from core.errors import TemplateValidationError
-from core.template import AgentTemplate
+
+if TYPE_CHECKING:
+    from core.template import AgentTemplate
 
 SUFFIXES = (".json.zst", ".json")
 
@@ -49,6 +52,10 @@ def parse_template(data: Mapping[str, Any], source: str) -> AgentTemplate:
         raise TemplateValidationError(
             source, [("", f"a template must be a JSON object, not {type(data).__name__}")]
         )
+    from pydantic import ValidationError
+
+    from core.template import AgentTemplate
+
     try:
         return AgentTemplate.model_validate(data)
     except ValidationError as exc:
@@ -67,6 +74,8 @@ def read_document(path: Path) -> Any:
     except OSError as exc:
         raise TemplateValidationError(source, [("", f"cannot read file: {exc.strerror}")]) from None
     if path.name.endswith(".zst"):
+        import zstandard
+
         try:
             raw = zstandard.ZstdDecompressor().decompress(
                 raw, max_output_size=MAX_DECOMPRESSED_BYTES

@@ -12,12 +12,17 @@ Invariants:
 - a file that fails to load keeps its last good version in the catalog and its error is recorded
   (`errors()`, metrics, reload events) until a good version arrives or the file is deleted;
 - every template served has passed inheritance resolution and every `agentfactory_validate_template`
-  validator (a veto raises `TemplateVetoed`).
+  validator (a veto raises `TemplateVetoed`), and is a `ResolvedTemplate`;
+- with a `TemplateDiskCache` (one-shot commands) and no hot reload, nothing is read or validated
+  at construction: a template found in the disk cache under the current sources' fingerprint is
+  served from it (it passed the validators when it was stored); the first miss, or anything that
+  needs the catalog (`catalog()`, `names()`, `errors()`, a reload), builds the catalog as usual.
+  A template resolved from a catalog built by a full reload is stored under the fingerprint taken
+  before that reload read its sources (see `core.template_cache`).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,16 +36,14 @@ from core import catalog as cat
 from core.cache import LruTtlCache
 from core.config import FactorySettings
 from core.errors import TemplateError, TemplateNotFound, TemplateVetoed, close_matches
-from core.inheritance import resolve
 from core.loader import template_files
 from core.paths import builtin_templates_dir
-from core.template import AgentTemplate
+from core.resolved import ResolvedTemplate
 from core.timing import DurationHistogram, DurationSnapshot
 
 if TYPE_CHECKING:
+    from core.template_cache import Fingerprint, TemplateDiskCache
     from core.watcher import TemplateWatcher
-
-_log = logging.getLogger(__name__)
 
 ReloadAction = Literal["full", "added", "updated", "removed", "rejected"]
 
@@ -77,6 +80,7 @@ class ManagerMetrics:
     # cache miss's resolution (extends chain + validators).
     load_seconds: DurationSnapshot
     resolve_seconds: DurationSnapshot
+    disk_hits: int = 0  # templates served from the disk cache
 
 
 class TemplateManager:
@@ -91,6 +95,7 @@ class TemplateManager:
         include_builtin: bool = True,
         clock: Callable[[], float] = time.monotonic,
         reload_settle_s: float = 0.02,
+        disk_cache: TemplateDiskCache | None = None,
     ) -> None:
         self.settings = settings or FactorySettings()
         self._pm = plugin_manager
@@ -99,10 +104,10 @@ class TemplateManager:
         self._write_lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._listeners: list[Callable[[ReloadEvent], None]] = []
-        self._cache: LruTtlCache[AgentTemplate] = LruTtlCache(
+        self._cache: LruTtlCache[ResolvedTemplate] = LruTtlCache(
             self.settings.cache_size, self.settings.cache_ttl_s
         )
-        self._hits = self._misses = self._reloads = self._errors = 0
+        self._hits = self._misses = self._reloads = self._errors = self._disk_hits = 0
         self._timer = cat.LoadTimer()
         self._resolve_n = 0
         self._resolve_s = self._validate_s = 0.0
@@ -117,7 +122,11 @@ class TemplateManager:
             )
         self._plugin_dirs: list[cat.SourceDir] = []
         self._catalog = cat.Catalog()
-        self.reload()
+        self._loaded = False  # becomes true with the first reload and stays so
+        self._disk = disk_cache if not self.settings.hot_reload else None
+        self._disk_key: Fingerprint | None = None  # the current catalog's, if storable
+        if self._disk is None:
+            self.reload()
         for name in self.settings.preload:
             self.get(name)
         self._watcher: TemplateWatcher | None = None
@@ -132,7 +141,7 @@ class TemplateManager:
 
     # ----------------------------------------------------------------- reading
 
-    def get(self, name: str) -> AgentTemplate:
+    def get(self, name: str) -> ResolvedTemplate:
         """The resolved, validated template `name` (from the cache when fresh)."""
         now = self._clock()
         with self._lock:
@@ -142,7 +151,13 @@ class TemplateManager:
                 return template
             self._misses += 1
             snapshot = self._catalog
-        if expired is not None and self._watcher is None:
+            loaded = self._loaded
+        if not loaded:
+            template = self._from_disk(name, now)
+            if template is not None:
+                return template
+            snapshot = self.catalog()
+        elif expired is not None and self._watcher is None:
             snapshot = self._refresh_stale(expired, snapshot)
         return self._resolve_into_cache(name, snapshot, now)
 
@@ -152,6 +167,10 @@ class TemplateManager:
 
     def catalog(self) -> cat.Catalog:
         """The current immutable snapshot."""
+        if not self._loaded:
+            with self._write_lock:
+                if not self._loaded:
+                    self.reload()
         with self._lock:
             return self._catalog
 
@@ -178,6 +197,7 @@ class TemplateManager:
                 current_errors=tuple(sorted(self._catalog.errors)),
                 load_seconds=self._load_times.snapshot(),
                 resolve_seconds=self._resolve_times.snapshot(),
+                disk_hits=self._disk_hits,
             )
 
     def cached_names(self) -> list[str]:
@@ -193,6 +213,7 @@ class TemplateManager:
             sources: dict[str, tuple[cat.TemplateRecord, ...]] = {}
             errors: dict[str, TemplateError] = {}
             contributions = self._plugin_contributions()
+            key = self._fingerprint(contributions)  # before any source is read
             self._plugin_dirs = [
                 cat.SourceDir(item.resolve(), cat.LAYER_PLUGIN, f"plugin:{plugin}")
                 for plugin, items in contributions
@@ -204,10 +225,11 @@ class TemplateManager:
                     self._load_into(path, source_dir, sources, errors)
             self._load_plugin_documents(contributions, sources, errors)
             names = tuple(sorted({r.template.name for rs in sources.values() for r in rs}))
-            return self._publish(sources, errors, "full", "all sources", names, None)
+            return self._publish(sources, errors, "full", "all sources", names, None, key)
 
     def reload_path(self, path: Path) -> ReloadEvent | None:
         """Reload one file after it was added, edited or deleted (the watcher calls this)."""
+        self.catalog()  # a catalog not built yet is built now, plugin directories included
         path = path.resolve()
         source_dir = next((d for d in self._all_dirs() if d.path == path.parent), None)
         if source_dir is None:
@@ -337,10 +359,13 @@ class TemplateManager:
         source: str,
         names: tuple[str, ...],
         error: str | None,
+        disk_key: Fingerprint | None = None,
     ) -> ReloadEvent:
         with self._lock:
             generation = self._catalog.generation + 1
             self._catalog = cat.build(generation, sources, errors)
+            self._loaded = True
+            self._disk_key = disk_key  # a one-file reload leaves no fingerprint: store nothing
             self._cache.clear()
             self._reloads += 1
             if error is not None or (action == "full" and errors):
@@ -351,10 +376,12 @@ class TemplateManager:
             try:
                 listener(event)
             except Exception:  # a faulty listener must not undo or block a reload
-                _log.exception("reload listener %r failed", listener)
+                import logging  # only ever needed here: not worth ~4 ms of every CLI start
+
+                logging.getLogger(__name__).exception("reload listener %r failed", listener)
         return event
 
-    def _refresh_stale(self, expired: AgentTemplate, snapshot: cat.Catalog) -> cat.Catalog:
+    def _refresh_stale(self, expired: ResolvedTemplate, snapshot: cat.Catalog) -> cat.Catalog:
         """Without a watcher, an expired entry re-checks its files' mtimes before re-resolving."""
         for name in expired.lineage:
             record = snapshot.by_name.get(name)
@@ -368,10 +395,36 @@ class TemplateManager:
                 self.reload_path(record.path)
         return self.catalog()
 
-    def _resolve_into_cache(self, name: str, snapshot: cat.Catalog, now: float) -> AgentTemplate:
+    def _fingerprint(
+        self, contributions: list[tuple[str, list[Path | Mapping[str, Any]]]]
+    ) -> Fingerprint | None:
+        if self._disk is None:
+            return None
+        from core.template_cache import fingerprint
+
+        return fingerprint(
+            [d.path for d in self._dirs], contributions, self._pm, self.settings
+        )
+
+    def _from_disk(self, name: str, now: float) -> ResolvedTemplate | None:
+        """`name` from the disk cache, if the sources are as they were when it was stored."""
+        key = self._fingerprint(self._plugin_contributions())
+        template = None if key is None or self._disk is None else self._disk.load(key, name)
+        if template is not None:
+            with self._lock:
+                self._disk_hits += 1
+                if not self._loaded:
+                    self._cache.put(name, template, now)
+        return template
+
+    def _resolve_into_cache(
+        self, name: str, snapshot: cat.Catalog, now: float
+    ) -> ResolvedTemplate:
+        from core.inheritance import resolve
+
         start = time.perf_counter()
         try:
-            resolved = resolve(name, snapshot.lookup)
+            resolved = resolve(name, snapshot.lookup).as_resolved()
         except TemplateNotFound as exc:
             self._count_error()
             error = snapshot.error_for(name) if not exc.chain else None
@@ -393,12 +446,16 @@ class TemplateManager:
             self._resolve_s += resolved_at - start
             self._validate_s += validated_at - resolved_at
             self._resolve_times.observe(validated_at - start)
+            disk_key = None
             if reasons:
                 self._errors += 1
             elif self._catalog is snapshot:
                 self._cache.put(name, resolved, now)
+                disk_key = self._disk_key
         if reasons:
             raise TemplateVetoed(name, reasons)
+        if disk_key is not None and self._disk is not None:
+            self._disk.store(disk_key, resolved)
         return resolved
 
     def _count_error(self) -> None:

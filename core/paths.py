@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 ENV_HOME = "AGENTFACTORY_HOME"
+ENV_CACHE = "AGENTFACTORY_CACHE"
 
 
 def agentfactory_home() -> Path:
@@ -20,6 +21,17 @@ def agentfactory_home() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("agentfactory", appauthor=False))
+
+
+def cache_home() -> Path:
+    """The cache directory: `$AGENTFACTORY_CACHE`, else the platform's user cache dir. Anything
+    under it may be deleted at any time (the sandbox's compiled runner, resolved templates)."""
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("agentfactory", appauthor=False))
 
 
 def builtin_templates_dir() -> Path:

@@ -3,7 +3,8 @@
 `AgentTemplate` is both the shape of one template document (as written in a file, possibly partial
 because it `extends` a parent) and the shape of a resolved template (after inheritance). The JSON
 Schema printed by `agentfactory templates schema` is generated from this model, so the schema and
-the validator can never disagree.
+the validator can never disagree. What the manager serves once a template is resolved is a
+`core.resolved.ResolvedTemplate` (`as_resolved()`), a plain record that needs no pydantic.
 
 Invariants:
 - instances are frozen: a resolved template is shared by every agent built from it and by every
@@ -22,6 +23,8 @@ from typing import Annotated, Any
 
 from packaging.version import InvalidVersion, Version
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from core.resolved import ResolvedTemplate
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)?$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -108,7 +111,6 @@ class AgentTemplate(BaseModel):
     def _valid_parent(cls, value: str | None) -> str | None:
         return None if value is None else check_name(value)
 
-
     @field_validator("remove")
     @classmethod
     def _valid_remove(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -134,6 +136,11 @@ class AgentTemplate(BaseModel):
     def document(self) -> dict[str, Any]:
         """The JSON document of this template, as it would be written to a file."""
         return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+    def as_resolved(self) -> ResolvedTemplate:
+        """This template, once resolved (see `core.inheritance.resolve`), as the record the
+        manager serves to agents and plugins."""
+        return ResolvedTemplate.from_document(self.model_dump(mode="json", exclude={"remove"}))
 
 
 def template_json_schema() -> dict[str, Any]:

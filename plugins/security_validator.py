@@ -16,12 +16,12 @@ from core.security import denied_tools
 
 if TYPE_CHECKING:
     from core.config import FactorySettings
-    from core.template import AgentTemplate
+    from core.resolved import ResolvedTemplate
 
 
 @hookimpl
 def agentfactory_validate_template(
-    template: AgentTemplate, settings: FactorySettings
+    template: ResolvedTemplate, settings: FactorySettings
 ) -> Sequence[str]:
     return [
         f"tool {tool!r} is on the deny-list (an operator may allow it in allowed_tools)"

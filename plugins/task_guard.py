@@ -25,7 +25,7 @@ from core.hookspecs import hookimpl
 if TYPE_CHECKING:
     from core.agent import Agent
     from core.config import FactorySettings
-    from core.template import AgentTemplate
+    from core.resolved import ResolvedTemplate
 
 NAME = "task_guard"
 SETTINGS = ("max_chars",)
@@ -59,7 +59,7 @@ def _strings(task: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 @hookimpl
 def agentfactory_validate_template(
-    template: AgentTemplate, settings: FactorySettings
+    template: ResolvedTemplate, settings: FactorySettings
 ) -> Sequence[str]:
     if NAME not in template.hooks:
         return []

@@ -83,13 +83,10 @@ class InvalidVersion(RegistryError):
 
 
 class InvalidName(RegistryError):
-    """`what` says which name it is: a package name, a namespace or a publisher name."""
-
-    def __init__(self, name: str, reason: str, what: str = "package name") -> None:
+    def __init__(self, name: str, reason: str) -> None:
         self.name = name
         self.reason = reason
-        self.what = what
-        super().__init__(f"invalid {what} {name!r}: {reason}")
+        super().__init__(f"invalid package name {name!r}: {reason}")
 
 
 class DuplicateRelease(RegistryError):
@@ -115,14 +112,10 @@ class ReservedName(RegistryError):
 
 
 class LookalikeName(RegistryError):
-    """`what` is "package name" or "namespace" (one held by another publisher)."""
-
-    def __init__(self, name: str, existing: str, what: str = "package name") -> None:
+    def __init__(self, name: str, existing: str) -> None:
         self.name = name
         self.existing = existing
-        self.what = what
-        other = "existing package" if what == "package name" else f"another publisher's {what}"
-        super().__init__(f"{what} {name!r} is too similar to {other} {existing!r}")
+        super().__init__(f"package name {name!r} is too similar to existing package {existing!r}")
 
 
 class NotFound(RegistryError):

@@ -8,10 +8,10 @@ from pathlib import Path
 import pluggy
 import pytest
 
-import core.plugins
+from core.entrypoints import CachedEntryPoint
 from core.errors import PluginLoadError
 from core.factory import AgentFactory
-from core.plugins import implementations, make_plugin_manager
+from core.plugins import implementations, load_entry_point_plugins, make_plugin_manager
 
 BUILTINS = ("base_agent", "documentaliste", "genie_logiciel", "hardware", "security_analyst")
 REPORT = Path(__file__).resolve().parents[2] / "examples" / "report.md"
@@ -46,10 +46,14 @@ def test_documentaliste_indexes_the_example_report() -> None:
     assert isinstance(result, dict) and result
 
 
-def test_plugin_failing_to_import_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    broken = EntryPoint(name="broken", value="no_such_module_xyz", group="agentfactory")
-    monkeypatch.setattr(core.plugins, "entry_points", lambda group: [broken])
+@pytest.mark.parametrize("kind", [EntryPoint, CachedEntryPoint])
+def test_plugin_failing_to_import_is_named(kind: type) -> None:
+    broken = (
+        EntryPoint(name="broken", value="no_such_module_xyz", group="agentfactory")
+        if kind is EntryPoint
+        else CachedEntryPoint("broken", "no_such_module_xyz")
+    )
     with pytest.raises(PluginLoadError) as info:
-        make_plugin_manager()
+        load_entry_point_plugins(make_plugin_manager(load_entry_points=False), [broken])
     assert info.value.name == "broken"
     assert "plugin 'broken' (no_such_module_xyz) could not be loaded" in str(info.value)
