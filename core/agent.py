@@ -4,41 +4,56 @@ Invariants: an agent never changes after it is built (its template is a shared f
 so a template reload affects only agents created afterwards); `id` is unique within the process;
 construction does no I/O and no validation beyond what the factory already did, which is what
 keeps warm creation in the microseconds.
+
+Orchestrating agents (workflows, supervisors) start other agents with `spawn`, through the factory
+that built them; `depth` counts the agents above, and past `MAX_DEPTH` a spawn is refused, so a
+workflow or supervisor that (indirectly) runs itself ends with `OrchestrationTooDeep`.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable
 from typing import Any
 
 import pluggy
 
-from core.errors import AgentInputError, NoImplementation, PluginError
-from core.resolved import ResolvedTemplate
+from core.errors import AgentInputError, NoImplementation, OrchestrationTooDeep, PluginError
+from core.template import AgentTemplate
 
 # A per-process prefix plus a counter: unique, sortable and far cheaper than uuid4().
 _PREFIX = f"agt-{os.getpid():x}-{os.urandom(3).hex()}-"
 _counter = itertools.count(1)
 
+MAX_DEPTH = 8
+"""How many levels of agents an agent may be below the first one (`spawn`)."""
+
+Spawn = Callable[[str, "dict[str, Any] | None", int], "Agent"]
+"""`(template name, config, depth) -> Agent`: the factory's way of building a spawned agent."""
+
 
 class Agent:
     """Created by `AgentFactory.create_agent`; call `process(task)` to run it."""
 
-    __slots__ = ("_hook", "config", "id", "implementation", "template")
+    __slots__ = ("_hook", "_spawn", "config", "depth", "id", "implementation", "template")
 
     def __init__(
         self,
-        template: ResolvedTemplate,
+        template: AgentTemplate,
         config: dict[str, Any],
         implementation: str,
         hook: pluggy.HookRelay,
+        spawn: Spawn | None = None,
+        depth: int = 0,
     ) -> None:
         self.id = f"{_PREFIX}{next(_counter)}"
         self.template = template
         self.config = config
         self.implementation = implementation
         self._hook = hook
+        self._spawn = spawn
+        self.depth = depth
 
     @property
     def name(self) -> str:
@@ -50,6 +65,14 @@ class Agent:
         if key in self.config:
             return self.config[key]
         return self.template.parameters.get(key, default)
+
+    def spawn(self, template_name: str, config: dict[str, Any] | None = None) -> Agent:
+        """A new agent for `template_name`, built by this agent's factory one level deeper."""
+        if self._spawn is None:
+            raise PluginError(f"agent {self.name!r} was not built by a factory: it cannot spawn")
+        if self.depth >= MAX_DEPTH:
+            raise OrchestrationTooDeep(template_name, self.depth + 1, MAX_DEPTH)
+        return self._spawn(template_name, config, self.depth + 1)
 
     def process(self, task: dict[str, Any]) -> dict[str, Any]:
         """Run before-process hooks, the implementation, then after-process hooks."""

@@ -163,3 +163,63 @@ def _suggest(close: Iterable[str]) -> str:
     if not close:
         return ""
     return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+class OrchestrationError(AgentFactoryError):
+    """A workflow or a supervisor could not run to the end."""
+
+
+class WorkflowError(OrchestrationError):
+    """A workflow's mapping or condition does not fit the values of this run (a pointer to
+    nothing, values that cannot be compared). The message names the workflow and the step."""
+
+
+class StepFailed(OrchestrationError):
+    """Step `step` of workflow `workflow`, run by agent `agent`, failed with `error`. `trace`
+    holds the record of every step that had finished (the failed one last)."""
+
+    def __init__(
+        self, workflow: str, step: str, agent: str, error: str, trace: tuple[object, ...] = ()
+    ) -> None:
+        self.workflow = workflow
+        self.step = step
+        self.agent = agent
+        self.error = error
+        self.trace = trace
+        super().__init__(f"workflow {workflow!r}: step {step!r} ({agent}) failed: {error}")
+
+
+class SubtaskFailed(OrchestrationError):
+    """Subtask `subtask` of supervisor `supervisor`, delegated to `agent` (None when no agent
+    has the capability), failed with `error`; `trace` as for `StepFailed`."""
+
+    def __init__(
+        self,
+        supervisor: str,
+        subtask: str,
+        agent: str | None,
+        error: str,
+        trace: tuple[object, ...] = (),
+    ) -> None:
+        self.supervisor = supervisor
+        self.subtask = subtask
+        self.agent = agent
+        self.error = error
+        self.trace = trace
+        who = f" ({agent})" if agent else ""
+        super().__init__(
+            f"supervisor {supervisor!r}: subtask {subtask!r}{who} failed: {error}"
+        )
+
+
+class OrchestrationTooDeep(OrchestrationError):
+    """Agent `agent` would be started `depth` levels below the first one; `limit` is the most."""
+
+    def __init__(self, agent: str, depth: int, limit: int) -> None:
+        self.agent = agent
+        self.depth = depth
+        self.limit = limit
+        super().__init__(
+            f"agent {agent!r} would run {depth} levels deep, over the limit of {limit} "
+            "(does a workflow or supervisor call itself?)"
+        )

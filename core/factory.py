@@ -26,13 +26,11 @@ from core.config import FactorySettings
 from core.errors import AgentInputError, NoImplementation, PluginError
 from core.manager import ManagerMetrics, TemplateManager
 from core.plugins import implementations, make_plugin_manager, register
-from core.resolved import ResolvedTemplate
+from core.template import AgentTemplate
 from core.timing import DurationHistogram, DurationSnapshot
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
-
-    from core.template_cache import TemplateDiskCache
 
 AgentSpec = tuple[str, dict[str, Any] | None]
 
@@ -61,10 +59,7 @@ class AgentFactory:
         *,
         include_builtin_templates: bool = True,
         clock: Callable[[], float] = time.monotonic,
-        disk_cache: TemplateDiskCache | None = None,
     ) -> None:
-        """`disk_cache` is for processes that create an agent or two and exit (see
-        `core.template_cache`); a long-running factory gains nothing from it."""
         self.settings = settings or FactorySettings()
         self.plugin_manager = plugin_manager or make_plugin_manager()
         self._hook = self.plugin_manager.hook
@@ -78,7 +73,6 @@ class AgentFactory:
             self.plugin_manager,
             include_builtin=include_builtin_templates,
             clock=clock,
-            disk_cache=disk_cache,
         )
 
     # ----------------------------------------------------------------- creating
@@ -113,7 +107,7 @@ class AgentFactory:
     def bulk_create(self, specs: Iterable[AgentSpec]) -> list[Agent]:
         """One agent per `(template_name, config)`; every agent of a template in this call shares
         the same resolved template, even if a reload happens meanwhile."""
-        resolved: dict[str, ResolvedTemplate] = {}
+        resolved: dict[str, AgentTemplate] = {}
         agents = []
         for name, config in specs:
             start = perf_counter()
@@ -124,7 +118,11 @@ class AgentFactory:
         return agents
 
     def _build(
-        self, template: ResolvedTemplate, config: dict[str, Any] | None, start: float
+        self,
+        template: AgentTemplate,
+        config: dict[str, Any] | None,
+        start: float,
+        depth: int = 0,
     ) -> Agent:
         implementation = template.implementation or template.name
         if implementation not in self._implementations:
@@ -135,13 +133,17 @@ class AgentFactory:
             config = dict(config)
         else:
             raise AgentInputError(f"an agent config must be a JSON object, not {type(config)}")
-        agent = Agent(template, config, implementation, self._hook)
+        agent = Agent(template, config, implementation, self._hook, self._spawn, depth)
         name = template.name
         with self._lock:
             self._counts[name] = self._counts.get(name, 0) + 1
             self._create_times.observe(perf_counter() - start)
         self._hook.agentfactory_agent_created(agent=agent)
         return agent
+
+    def _spawn(self, template_name: str, config: dict[str, Any] | None, depth: int) -> Agent:
+        """An agent started by another (`Agent.spawn`), `depth` levels below the first."""
+        return self._build(self.templates.get(template_name), config, perf_counter(), depth)
 
     # ----------------------------------------------------------------- plugins
 

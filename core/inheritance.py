@@ -5,7 +5,8 @@ Rules (documented for users in docs/templates.md):
 - a child first drops the inherited entries it names in `$remove` (list items or dict keys, by
   field or dotted path such as `model.parameters`), then its own content is merged:
   dicts merge deeply, lists are an ordered union (parent items first, then the child's new
-  items), scalars are overridden;
+  items), scalars are overridden; a child's `workflow` replaces its parent's whole (steps are
+  a program, not settings: merging two would run steps neither author wrote);
 - only fields the child actually wrote take part in the merge, so a child that does not mention
   `tools` inherits them unchanged instead of resetting them to `[]`;
 - a cycle raises `InheritanceCycle` and a missing parent raises `TemplateNotFound`, both naming the
@@ -13,6 +14,8 @@ Rules (documented for users in docs/templates.md):
   almost always a typo that would silently keep, say, a tool the child meant to drop).
 
 The result is validated again as a whole and carries `metadata["hash"]` and `metadata["lineage"]`.
+A workflow's steps must name agents the same lookup knows (`core.workflow.agent_problems`), so a
+workflow naming an agent nobody provides is refused when it is loaded.
 """
 
 from __future__ import annotations
@@ -72,6 +75,21 @@ def apply_removals(document: dict[str, Any], removals: dict[str, list[str]], sou
         raise TemplateValidationError(source, problems)
 
 
+def check_step_agents(name: str, template: AgentTemplate, lookup: Lookup) -> None:
+    """Refuse workflow `template` if a step names an agent `lookup` does not know, at a version
+    outside the step's specifier, or a chain of workflows leads back to it."""
+    from core.workflow import agent_problems
+
+    def known(agent: str) -> tuple[str | None, Any] | None:
+        found = lookup(agent)
+        return None if found is None else (found.version, found.workflow)
+
+    assert template.workflow is not None
+    problems = agent_problems(template.workflow, known, name)
+    if problems:
+        raise TemplateValidationError(f"template {name!r}", problems)
+
+
 def resolve(name: str, lookup: Lookup) -> AgentTemplate:
     """Resolve template `name` and its ancestors into one validated template."""
     chain: list[str] = []
@@ -94,6 +112,8 @@ def resolve(name: str, lookup: Lookup) -> AgentTemplate:
         if removals:
             merged = copy.deepcopy(merged)  # never mutate a parent's structures
             apply_removals(merged, removals, f"template {template.name!r}")
+        if "workflow" in own:
+            merged.pop("workflow", None)
         merged = merge(merged, own)
 
     merged["name"] = name
@@ -102,6 +122,8 @@ def resolve(name: str, lookup: Lookup) -> AgentTemplate:
     metadata["lineage"] = chain
     merged["metadata"] = metadata
     resolved = parse_template(merged, f"template {name!r} (resolved)")
+    if resolved.workflow is not None:
+        check_step_agents(name, resolved, lookup)
     # Hash the validated model's dump so defaults filled in by the model are part of the content.
     document = resolved.model_dump(mode="json", by_alias=True, exclude={"remove"})
     metadata["hash"] = content_hash(document)

@@ -3,8 +3,7 @@
 `AgentTemplate` is both the shape of one template document (as written in a file, possibly partial
 because it `extends` a parent) and the shape of a resolved template (after inheritance). The JSON
 Schema printed by `agentfactory templates schema` is generated from this model, so the schema and
-the validator can never disagree. What the manager serves once a template is resolved is a
-`core.resolved.ResolvedTemplate` (`as_resolved()`), a plain record that needs no pydantic.
+the validator can never disagree.
 
 Invariants:
 - instances are frozen: a resolved template is shared by every agent built from it and by every
@@ -22,9 +21,10 @@ import re
 from typing import Annotated, Any
 
 from packaging.version import InvalidVersion, Version
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.resolved import ResolvedTemplate
+from core.workflow import IMPLEMENTATION as WORKFLOW_IMPLEMENTATION
+from core.workflow import Workflow
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)?$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -92,6 +92,14 @@ class AgentTemplate(BaseModel):
         default=None, description="Name of the plugin implementation that processes tasks."
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
+    workflow: Workflow | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # an agent's document (and hash) has no key
+        description=(
+            "Steps that run other agents; the template's implementation is then 'workflow'. "
+            "See docs/workflows.md."
+        ),
+    )
     remove: dict[str, list[str]] = Field(
         default_factory=dict,
         alias="$remove",
@@ -110,6 +118,24 @@ class AgentTemplate(BaseModel):
     @classmethod
     def _valid_parent(cls, value: str | None) -> str | None:
         return None if value is None else check_name(value)
+
+
+    @model_validator(mode="before")
+    @classmethod
+    def _workflow_implementation(cls, data: Any) -> Any:
+        # A workflow is run by the `workflow` implementation; writing it out is optional.
+        if isinstance(data, dict) and data.get("workflow") is not None:
+            data = {"implementation": WORKFLOW_IMPLEMENTATION, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _workflow_runs_as_workflow(self) -> AgentTemplate:
+        if self.workflow is not None and self.implementation != WORKFLOW_IMPLEMENTATION:
+            raise ValueError(
+                f"a template with a workflow has implementation {WORKFLOW_IMPLEMENTATION!r}, "
+                f"not {self.implementation!r}"
+            )
+        return self
 
     @field_validator("remove")
     @classmethod
@@ -136,11 +162,6 @@ class AgentTemplate(BaseModel):
     def document(self) -> dict[str, Any]:
         """The JSON document of this template, as it would be written to a file."""
         return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-
-    def as_resolved(self) -> ResolvedTemplate:
-        """This template, once resolved (see `core.inheritance.resolve`), as the record the
-        manager serves to agents and plugins."""
-        return ResolvedTemplate.from_document(self.model_dump(mode="json", exclude={"remove"}))
 
 
 def template_json_schema() -> dict[str, Any]:
