@@ -8,6 +8,7 @@ progress bars go to stderr and only when it is a terminal, so scripts can parse 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,13 +19,22 @@ from pydantic import BaseModel
 
 from cli.output import build_steps
 from marketplace.client.config import ClientConfig, load_config
-from marketplace.client.http import MarketplaceClient, Progress
+from marketplace.client.http import ALLOW_HTTP_ENV, MarketplaceClient, Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _allow_http(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:  # read by `MarketplaceClient`, like the variable set by hand
+        os.environ[ALLOW_HTTP_ENV] = "1"
+
+
 def registry_options(func: F) -> F:
-    """`--url` and `--token`, which override the environment and the config file."""
+    """`--url`, `--token` (which override the environment and the config file) and
+    `--insecure-http`."""
+    func = click.option("--insecure-http", is_flag=True, expose_value=False, callback=_allow_http,
+                        help="Allow a plain-http registry URL on another machine (unencrypted: "
+                             "anyone on the path can read the token and forge answers).")(func)
     func = click.option("--token", default=None, metavar="TOKEN",
                         help="API token (default: $AGENTFACTORY_TOKEN, then config.json).")(func)
     func = click.option("--url", default=None, metavar="URL",

@@ -173,14 +173,16 @@ def build(directory: Path, out: Path | None, as_json: bool) -> None:
 def publish(path: Path, key_path: Path | None, url: str | None, token: str | None,
             as_json: bool) -> None:
     """Sign and upload PATH (a package directory, built first, or an archive)."""
-    from registry.archive import read_archive
+    from registry.archive import read_archive, record_digest
 
     config = config_for(url, token)
     key = _load_key(config, key_path)
     data = _archive_of(path)
     package = read_archive(data)
     manifest = package.manifest
-    signature = key.sign_release(package.digest, manifest.name, manifest.version)
+    signature = key.sign_release(
+        package.digest, manifest.name, manifest.version, record_digest(package.files)
+    )
     with client_for(config) as client:
         _ensure_key_registered(client, key)
         release = client.publish(data, signature, key.key_id,

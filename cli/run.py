@@ -56,15 +56,30 @@ def parse_config(raw: str | None) -> dict[str, Any] | None:
     return config
 
 
-def _explain_missing(exc: TemplateNotFound) -> TemplateNotFound:
-    """`exc`, or, for a package name asked for directly that is not installed and not a likely
-    typo of a known template, the same error telling how to install it."""
+def _explain_missing(exc: TemplateNotFound) -> AgentFactoryError:
+    """`exc`; for an installed package that refused to load (e.g. a file changed since the
+    install), that refusal; for a package name asked for directly that is not installed and not a
+    likely typo of a known template, the same error telling how to install it."""
     name = exc.name
+    if not exc.chain and (refusal := _load_refusal(name)) is not None:
+        return refusal
     if exc.chain or exc.close or not _missing_package(name):
         return exc
     return TemplateNotFound(
         name, hint=f"package {name} is not installed: run `agentfactory install {name}` first"
     )
+
+
+def _load_refusal(name: str) -> AgentFactoryError | None:
+    """Why the installed package `name` is not offered by the factory, if it is installed."""
+    from marketplace.client.installed import installed_agents
+
+    if "/" not in name:
+        return None
+    failure = installed_agents().load_error(name)
+    if failure is None or isinstance(failure, AgentFactoryError):
+        return failure
+    return TemplateNotFound(name, hint=f"installed package {name} cannot be loaded: {failure}")
 
 
 def _missing_package(name: str) -> bool:

@@ -6,6 +6,10 @@ revoked. Keys: a publisher's first key is accepted as is (trust on first use, bo
 token that registers it); every later key needs a rotation statement signed by one of the
 publisher's current (unrevoked) keys. A revoked key verifies no new upload, but releases it
 signed keep its key id, and the key row is kept so they can still be checked.
+
+Namespaces are first come, first served. A namespace one edit away from a namespace another
+publisher holds is refused at claim (`names.check_namespace_lookalike`): impersonation is
+stopped there, so the holder of a namespace can always publish in it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -28,7 +33,12 @@ from registry.errors import (
     UnknownKey,
 )
 from registry.models import ApiToken, Namespace, Publisher, SigningKeyRecord, utcnow
-from registry.names import normalize_part, validate_namespace
+from registry.names import (
+    NAME_PART_RULE,
+    check_namespace_lookalike,
+    normalize_part,
+    validate_namespace,
+)
 from registry.schemas import SCOPES, KeyPublic, Principal, PublisherPublic, TokenPublic
 from registry.signing import key_id_for, load_public, verify_rotation
 
@@ -77,6 +87,16 @@ def _claim_namespace(
         raise ReservedName(namespace)
     if session.exec(select(Namespace).where(Namespace.normalized_name == normalized)).first():
         raise Conflict(f"namespace {namespace!r} is already taken")
+    # Only names one character shorter or longer can be one edit away.
+    neighbours = session.exec(
+        select(Namespace.normalized_name).where(
+            Namespace.publisher_id != publisher_id,
+            func.length(Namespace.normalized_name).between(
+                len(normalized) - 1, len(normalized) + 1
+            ),
+        )
+    ).all()
+    check_namespace_lookalike(namespace, neighbours, config.lookalike_min_length)
     session.add(Namespace(name=namespace, normalized_name=normalized, publisher_id=publisher_id))
 
 
@@ -88,8 +108,7 @@ def register_publisher(
     try:
         normalized = validate_namespace(name)
     except InvalidName as exc:
-        raise InvalidName(name, "a publisher name is 1-64 letters, digits, '-', '_' or '.'") \
-            from exc
+        raise InvalidName(name, f"must be {NAME_PART_RULE}", what="publisher name") from exc
     if session.exec(select(Publisher).where(Publisher.normalized_name == normalized)).first():
         raise Conflict(f"publisher {name!r} already exists")
     publisher = Publisher(name=name, normalized_name=normalized, email=email)

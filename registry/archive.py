@@ -6,21 +6,30 @@ same bytes (and the same sha256). Hidden files, `__pycache__` and `*.pyc` are le
 
 Reading checks, in this order, before anything is trusted: the archive size; that it is a zip;
 the entry count; each entry's name (no absolute path, drive letter, backslash, `..` or empty
-component; no duplicate, even case-insensitively); its type (regular files only: links and
+component; no duplicate, even case-insensitively; no name that is both a file and a
+directory, `x` beside `x/...`); its type (regular files only: links and
 devices are refused by their `external_attr` mode bits); its declared size and compression
 ratio; the running total. Entries are then inflated with the same caps enforced on the real
 byte count, because declared sizes can lie. Only then are the manifest and templates parsed.
 Every refusal names the offending entry.
+
+The file record (`file_record`, like a wheel's `RECORD`) lists every file of a package with its
+sha256 and size, one CSV row per file sorted by path. It is computed from the files alone, so the
+publisher, the registry and the installer all derive the same bytes; a release signature covers
+its sha256 (`registry.signing`), and installers keep it beside the unpacked files to check them
+before they run.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
 import stat
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -64,6 +73,38 @@ class Package:
 
     def source_files(self) -> dict[str, str]:
         return {p: b.decode("utf-8") for p, b in self.files.items() if p.endswith(".py")}
+
+
+def file_record(files: Mapping[str, bytes]) -> bytes:
+    """The CSV record of `files`: `path,sha256=<hex>,size` per file, sorted by path.
+
+    The `csv` module quotes any path holding a comma, quote or newline, so a record parses back
+    to exactly the files it was made from.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for path in sorted(files):
+        body = files[path]
+        writer.writerow((path, f"sha256={hashlib.sha256(body).hexdigest()}", len(body)))
+    return out.getvalue().encode("utf-8")
+
+
+def record_digest(files: Mapping[str, bytes]) -> str:
+    """The sha256 of `file_record(files)`: what a release signature covers."""
+    return hashlib.sha256(file_record(files)).hexdigest()
+
+
+def parse_record(data: bytes) -> dict[str, tuple[str, int]]:
+    """path -> (sha256 hex, size) from a record; `ValueError` naming the row when malformed."""
+    entries: dict[str, tuple[str, int]] = {}
+    rows = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+    for number, row in enumerate(rows, 1):
+        if len(row) != 3 or not row[1].startswith("sha256=") or not row[2].isdigit():
+            raise ValueError(f"row {number} is not 'path,sha256=<hex>,size'")
+        if row[0] in entries:
+            raise ValueError(f"row {number} repeats {row[0]!r}")
+        entries[row[0]] = (row[1].removeprefix("sha256="), int(row[2]))
+    return entries
 
 
 def _included(path: Path, root: Path) -> bool:
@@ -129,6 +170,21 @@ def _check_name(name: str, seen: set[str]) -> None:
     seen.add(folded)
 
 
+def _check_file_or_directory(infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse a name that is both a file (`x`) and a directory (`x/`, or a parent of `x/y`):
+    unpacking one would fail on, or depend on the order of, the other. Case-folded, like the
+    duplicate check, for case-insensitive file systems."""
+    directories: set[str] = set()
+    for info in infos:
+        parts = info.filename.lower().rstrip("/").split("/")
+        directories.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        if info.is_dir():
+            directories.add("/".join(parts))
+    for info in infos:
+        if not info.is_dir() and info.filename.lower() in directories:
+            raise UnsafeEntry(info.filename, "is both a file and a directory in the archive")
+
+
 def _check_type(info: zipfile.ZipInfo) -> None:
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
@@ -181,6 +237,7 @@ def open_archive(data: bytes, limits: ArchiveLimits = DEFAULT_LIMITS) -> dict[st
             if declared > limits.max_total_bytes:
                 raise ArchiveTooLarge("total size", declared, limits.max_total_bytes,
                                       info.filename)
+        _check_file_or_directory(infos)
         files: dict[str, bytes] = {}
         remaining = limits.max_total_bytes
         for info in infos:
@@ -248,7 +305,7 @@ def read_archive(data: bytes, limits: ArchiveLimits = DEFAULT_LIMITS) -> Package
     files = open_archive(data, limits)
     if MANIFEST not in files:
         raise ManifestError(MANIFEST, [("", "no agent.json at the archive root")])
-    manifest = parse_manifest(files[MANIFEST])
+    manifest = parse_manifest(files[MANIFEST], limits=limits.manifest)
     templates = validate_contents(manifest, files)
     return Package(manifest, files, hashlib.sha256(data).hexdigest(), len(data), templates)
 

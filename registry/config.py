@@ -1,7 +1,9 @@
-"""Registry configuration: limits and knobs in one small dataclass.
+"""Registry configuration: limits and knobs in small frozen dataclasses.
 
 Defaults are safe for a public registry; tests and benchmarks pass smaller or larger values
-explicitly rather than patching module globals.
+explicitly rather than patching module globals. Every field a package declares has a bound
+here (`ManifestLimits`), and every bound is enforced before the value is stored or rendered;
+`docs/registry.md` lists them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,41 @@ DEFAULT_RESERVED = frozenset(
 
 
 @dataclass(frozen=True)
+class ManifestLimits:
+    """Bounds on what a package declares: `agent.json` as a whole and each field, its templates
+    and its README. Lengths count characters; `*_bytes` count UTF-8 bytes."""
+
+    manifest_bytes: int = 128 * 1024
+    version_chars: int = 64  # the width of the release's version column
+    summary_chars: int = 300
+    description_chars: int = 20_000
+    license_chars: int = 100
+    authors: int = 20
+    author_chars: int = 200
+    homepage_chars: int = 2_000
+    keywords: int = 30
+    keyword_chars: int = 50
+    entry_chars: int = 200
+    templates: int = 50
+    template_path_chars: int = 200
+    template_bytes: int = 64 * 1024
+    requires: int = 50
+    specifier_chars: int = 200
+    permissions: int = 20
+    permission_chars: int = 64
+    examples: int = 20
+    example_name_chars: int = 100
+    example_bytes: int = 16 * 1024  # one example as compact JSON (input, expected, checks)
+    checks: int = 50  # per example
+    # Per template: how many capabilities and tools it may list, and how long each name is.
+    capabilities: int = 50
+    capability_chars: int = 64
+    tools: int = 50
+    tool_chars: int = 64
+    readme_bytes: int = 512 * 1024
+
+
+@dataclass(frozen=True)
 class ArchiveLimits:
     """Caps applied when reading an archive, before anything is decompressed in full."""
 
@@ -26,6 +63,7 @@ class ArchiveLimits:
     max_file_bytes: int = 10 * 1024 * 1024
     # Text compresses ~5-10x; 100x means a crafted bomb, not source code.
     max_ratio: float = 100.0
+    manifest: ManifestLimits = field(default_factory=ManifestLimits)
 
 
 @dataclass(frozen=True)
@@ -33,8 +71,9 @@ class RegistryConfig:
     limits: ArchiveLimits = field(default_factory=ArchiveLimits)
     # Bayesian prior weight C: how many "average" votes every package starts with.
     prior_weight: float = 5.0
-    # A new name one edit away from a package with at least this many downloads is refused.
-    lookalike_downloads: int = 1000
+    # A namespace one edit away from a namespace another publisher holds is refused when both
+    # are at least this long (shorter ones have too many honest neighbours: "ai", "al").
+    lookalike_min_length: int = 4
     # Reserved short names and namespaces (already normalized).
     reserved_names: frozenset[str] = DEFAULT_RESERVED
     # Namespaces nobody may register (the project's own).

@@ -83,10 +83,13 @@ class InvalidVersion(RegistryError):
 
 
 class InvalidName(RegistryError):
-    def __init__(self, name: str, reason: str) -> None:
+    """`what` says which name it is: a package name, a namespace or a publisher name."""
+
+    def __init__(self, name: str, reason: str, what: str = "package name") -> None:
         self.name = name
         self.reason = reason
-        super().__init__(f"invalid package name {name!r}: {reason}")
+        self.what = what
+        super().__init__(f"invalid {what} {name!r}: {reason}")
 
 
 class DuplicateRelease(RegistryError):
@@ -112,10 +115,14 @@ class ReservedName(RegistryError):
 
 
 class LookalikeName(RegistryError):
-    def __init__(self, name: str, existing: str) -> None:
+    """`what` is "package name" or "namespace" (one held by another publisher)."""
+
+    def __init__(self, name: str, existing: str, what: str = "package name") -> None:
         self.name = name
         self.existing = existing
-        super().__init__(f"package name {name!r} is too similar to existing package {existing!r}")
+        self.what = what
+        other = "existing package" if what == "package name" else f"another publisher's {what}"
+        super().__init__(f"{what} {name!r} is too similar to {other} {existing!r}")
 
 
 class NotFound(RegistryError):

@@ -3,7 +3,8 @@
 The database, not only the code, enforces the rules: unique normalized names (publishers,
 namespaces, packages), one release per `(package, canonical_version)`, one release per archive
 digest (64 lowercase hex characters), one review per `(package, reviewer)`, stars between 1 and
-5, non-negative counters, and foreign keys everywhere. Display and normalized values are stored
+5, non-negative counters, one counted download per `(release, day, client)`, and foreign keys
+everywhere. Display and normalized values are stored
 side by side. Rows never leave the registry: the facade returns `registry.schemas` records.
 """
 
@@ -171,3 +172,17 @@ class DownloadCount(SQLModel, table=True):
     release_id: int = Field(foreign_key="release.id", primary_key=True)
     day: date = Field(primary_key=True)
     count: int = 0
+
+
+class DownloadClient(SQLModel, table=True):
+    """Who downloaded a release on a day: one row per `(release, day, client)`, so a client is
+    counted once a day however often it downloads (the counts rank packages and must not be
+    inflated by one client in a loop). `client` is the sha256 of the caller's identity (its
+    account, else its address), so no address is stored. Rows of past days are pruned."""
+
+    __tablename__ = "download_client"
+    __table_args__ = (CheckConstraint("length(client) = 64", name="download_client_len"),)
+
+    release_id: int = Field(foreign_key="release.id", primary_key=True)
+    day: date = Field(primary_key=True, index=True)
+    client: str = Field(primary_key=True, max_length=64)

@@ -1,12 +1,18 @@
 """Package names: parsing, normalization, reserved names and look-alikes.
 
-A package name is `namespace/name`. Both parts start and end with a letter or digit and may
-contain `-`, `_` and `.` in between. The normalized form (PEP 503 style: lower case, every run
-of `-`, `_`, `.` folded to one `-`) is what uniqueness is decided on; the display form is kept
-beside it. A new name is refused when it normalizes like an existing package spelled
-differently, or when it is one edit (Damerau-Levenshtein) away from a package in *another*
-namespace that has at least `lookalike_downloads` downloads (packages in one's own namespace
-cannot be impersonated by anyone else, so they are not compared).
+A package name is `namespace/name`. Both parts start and end with an ASCII letter or digit and
+may contain `-`, `_` and `.` in between; every check matches the *whole* text (`fullmatch`:
+Python's `$` would accept a trailing newline), so no whitespace, control, invisible or
+non-ASCII character gets through. The normalized form (PEP 503 style: lower case, every run of
+`-`, `_`, `.` folded to one `-`) is what uniqueness is decided on; the display form is kept
+beside it.
+
+Look-alikes are decided by who holds the namespace, never by a signal a stranger can inflate
+(downloads): a namespace's holder may publish any well-formed, unreserved name in it, and
+nothing published elsewhere can stop them. Impersonation is refused where it starts, when a
+namespace is claimed: a namespace within one edit (Damerau-Levenshtein) of a namespace another
+publisher already holds is refused (`check_namespace_lookalike`). Inside a namespace, a new
+package that normalizes like an existing one but is spelled differently is refused too.
 """
 
 from __future__ import annotations
@@ -16,7 +22,12 @@ from collections.abc import Iterable
 
 from registry.errors import InvalidName, LookalikeName, ReservedName
 
-_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$")
+# One part of a name (namespace, short name, publisher name), unanchored so that each user
+# anchors it as its regex dialect needs: the API declares `^...$` in its OpenAPI document.
+NAME_PART_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?"
+NAME_PART_MAX_LENGTH = 64
+NAME_PART_RULE = "1-64 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+_PART = re.compile(NAME_PART_PATTERN)  # always used with fullmatch
 _SEPARATORS = re.compile(r"[-_.]+")
 
 
@@ -30,18 +41,17 @@ def split_name(name: str) -> tuple[str, str]:
         raise InvalidName(name, "expected 'namespace/name'")
     namespace, short = name.split("/")
     for part in (namespace, short):
-        if not _PART.match(part):
+        if not _PART.fullmatch(part):
             raise InvalidName(
-                name, f"{part!r} must be 1-64 letters, digits, '-', '_' or '.', "
-                "starting and ending with a letter or digit"
+                name, f"{part!r} must be {NAME_PART_RULE}"
             )
     return namespace, short
 
 
 def validate_namespace(namespace: str) -> str:
     """The normalized namespace; `InvalidName` when it is not a well-formed part."""
-    if not _PART.match(namespace):
-        raise InvalidName(namespace, "a namespace is 1-64 letters, digits, '-', '_' or '.'")
+    if not _PART.fullmatch(namespace):
+        raise InvalidName(namespace, f"must be {NAME_PART_RULE}", what="namespace")
     return normalize_part(namespace)
 
 
@@ -82,21 +92,20 @@ def edit_distance_at_most_one(a: str, b: str) -> bool:
     return shorter[i:] == longer[i + 1 :]
 
 
-def check_lookalike(
-    name: str, same_normalized: str | None, popular: Iterable[str]
-) -> None:
-    """Refuse `name` (a new package) when it imitates an existing one.
-
-    `same_normalized` is the display name of an existing package with the same normalized
-    form (or None); `popular` yields display names of packages with many downloads.
-    """
+def check_lookalike(name: str, same_normalized: str | None) -> None:
+    """Refuse `name` (a new release's package name) when a package with the same normalized
+    name exists under another spelling (`same_normalized` is its display name, or None)."""
     if same_normalized is not None and same_normalized != name:
         raise LookalikeName(name, same_normalized)
-    normalized = normalize_name(name)
-    namespace = normalized.split("/")[0]
-    for existing in popular:
-        other = normalize_name(existing)
-        if other.split("/")[0] == namespace or other == normalized:
-            continue
-        if edit_distance_at_most_one(normalized, other):
-            raise LookalikeName(name, existing)
+
+
+def check_namespace_lookalike(namespace: str, held: Iterable[str], min_length: int) -> None:
+    """Refuse claiming `namespace` when it is one edit away from a namespace in `held`
+    (normalized namespaces other publishers hold). Names shorter than `min_length` are not
+    compared: two-letter namespaces have too many honest neighbours."""
+    normalized = normalize_part(namespace)
+    if len(normalized) < min_length:
+        return
+    for other in held:
+        if len(other) >= min_length and edit_distance_at_most_one(normalized, other):
+            raise LookalikeName(namespace, other, what="namespace")

@@ -37,8 +37,9 @@ from sqlmodel import Session, col, select
 
 from core.security import denied_tools
 from registry.accounts import require_scope
-from registry.archive import MANIFEST, Package, open_archive, validate_contents
+from registry.archive import MANIFEST, Package, open_archive, record_digest, validate_contents
 from registry.blobs import BlobStore
+from registry.checks import check_package_contents
 from registry.config import RegistryConfig
 from registry.errors import (
     ConcurrentCreation,
@@ -49,6 +50,7 @@ from registry.errors import (
     PermissionDenied,
     RevokedKey,
     UnknownKey,
+    SignatureMismatch,
 )
 from registry.manifest import Manifest, parse_manifest
 from registry.models import Namespace, Release, SigningKeyRecord, utcnow
@@ -108,16 +110,17 @@ def step_parse(ctx: PublishContext) -> None:
     ctx.digest = hashlib.sha256(ctx.archive).hexdigest()
     if MANIFEST not in ctx.files:
         raise ManifestError(MANIFEST, [("", "no agent.json at the archive root")])
-    ctx.manifest = parse_manifest(ctx.files[MANIFEST])
+    ctx.manifest = parse_manifest(ctx.files[MANIFEST], limits=ctx.config.limits.manifest)
     ctx.normalized_name = normalize_name(ctx.manifest.name)
     ctx.canonical_version = canonicalize_version(ctx.manifest.version)
 
 
 def step_validate(ctx: PublishContext) -> None:
-    """Files and templates the manifest names; denied tools; the package check; reserved and
-    look-alike names."""
+    """Files and templates the manifest names; their bounds and `extends` chains; denied
+    tools; the package check; reserved and look-alike names."""
     manifest = ctx.need_manifest()
     templates = validate_contents(manifest, ctx.files)
+    check_package_contents(manifest, ctx.files, templates, ctx.config.limits.manifest)
     for path, template in zip(manifest.templates, templates, strict=True):
         refused = denied_tools(template.tools, ctx.config.allowed_tools)
         if refused:
@@ -136,13 +139,12 @@ def step_validate(ctx: PublishContext) -> None:
         .with_for_update()
     ).first()
     if ctx.existing is not None:
-        check_lookalike(manifest.name, ctx.existing.name, ())
+        check_lookalike(manifest.name, ctx.existing.name)
         return
+    # Nothing published in another namespace is compared: the namespace's holder may publish
+    # any unreserved name in it (look-alike namespaces are refused when claimed, see
+    # `registry.accounts`), so no squatter elsewhere can lock them out.
     check_reserved(manifest.name, ctx.config.reserved_names)
-    popular = ctx.session.exec(
-        select(PackageRow.name).where(PackageRow.downloads >= ctx.config.lookalike_downloads)
-    ).all()
-    check_lookalike(manifest.name, None, popular)
 
 
 def step_authorize(ctx: PublishContext) -> None:
@@ -156,14 +158,20 @@ def step_authorize(ctx: PublishContext) -> None:
 
 
 def step_verify(ctx: PublishContext) -> None:
-    """The signature verifies with a current key of this publisher over digest+name+version."""
+    """The signature verifies with a current key of this publisher over digest+name+version
+    (and, for a v2 signature, the record of the archive's files)."""
     manifest = ctx.need_manifest()
     key = ctx.session.get(SigningKeyRecord, ctx.key_id)
     if key is None or key.publisher_id != ctx.principal.publisher_id:
         raise UnknownKey(ctx.key_id)
     if key.revoked_at is not None:
         raise RevokedKey(ctx.key_id)
-    verify_release(key.public_key, ctx.signature, ctx.digest, manifest.name, manifest.version)
+    signed_record = verify_release(
+        key.public_key, ctx.signature, ctx.digest, manifest.name, manifest.version
+    )
+    # A v2 signature also vouches for the file record: it must be this archive's.
+    if signed_record is not None and signed_record != record_digest(ctx.files):
+        raise SignatureMismatch(ctx.key_id)
     ctx.key = key
 
 

@@ -7,14 +7,15 @@ returns public records from `registry.schemas`, never ORM rows.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_version
-from sqlalchemy import update
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy import delete, update
+from sqlalchemy.engine import CursorResult, Engine
+from sqlmodel import Session, SQLModel, col, select
 
 from registry import accounts, reviews
 from registry import search as search_mod
@@ -29,7 +30,13 @@ from registry.errors import (
     UnknownKey,
     VettingFailed,
 )
-from registry.models import DownloadCount, Publisher, Release, SigningKeyRecord
+from registry.models import (
+    DownloadClient,
+    DownloadCount,
+    Publisher,
+    Release,
+    SigningKeyRecord,
+)
 from registry.models import Package as PackageRow
 from registry.names import normalize_part
 from registry.publish import (
@@ -260,16 +267,24 @@ class Registry:
             raise NotFound("release", f"{package.name} {version}")
         return package, release
 
-    def download(self, name: str, version: str) -> tuple[ReleasePublic, bytes]:
-        """The release and its archive bytes; counts one download."""
+    def download(
+        self, name: str, version: str, client: str | None = None
+    ) -> tuple[ReleasePublic, bytes]:
+        """The release and its archive bytes; counts one download.
+
+        `client` names who asks (the marketplace passes `publisher:<id>` for a signed-in
+        caller, else `address:<ip>`): each client counts once per release per day, however
+        often it downloads. None counts every call (a trusted, in-process caller).
+        """
         with write_session(self.engine) as s:
             package, release = self._release(s, name, version)
             data = self.blobs.get(release.digest)
-            s.execute(
-                update(PackageRow).where(col(PackageRow.id) == package.id)
-                .values(downloads=col(PackageRow.downloads) + 1)
-            )
-            _count_download(s, release)
+            if client is None or _first_download_today(s, release, client):
+                s.execute(
+                    update(PackageRow).where(col(PackageRow.id) == package.id)
+                    .values(downloads=col(PackageRow.downloads) + 1)
+                )
+                _count_download(s, release)
             return release_public(release, package.name), data
 
     def _set_yanked(
@@ -347,19 +362,36 @@ class Registry:
             return reviews.rating_summary(s, find_package(s, name), self.config.prior_weight)
 
 
+def _insert(s: Session, table: type[SQLModel], values: dict[str, Any]) -> Any:
+    """An INSERT of `values` into `table` that can say ON CONFLICT, in the session's dialect."""
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).values(**values)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).values(**values)
+
+
+def _first_download_today(s: Session, release: Release, client: str) -> bool:
+    """Record that `client` downloaded `release` today; False when it already had."""
+    assert release.id is not None
+    today = datetime.now(UTC).date()
+    who = hashlib.sha256(client.encode("utf-8", errors="surrogatepass")).hexdigest()
+    stmt = _insert(s, DownloadClient, {"release_id": release.id, "day": today, "client": who})
+    result = s.execute(stmt.on_conflict_do_nothing())
+    inserted = isinstance(result, CursorResult) and result.rowcount == 1
+    if inserted:
+        # Only today's rows can deduplicate anything; yesterday's are dead weight.
+        s.execute(delete(DownloadClient).where(col(DownloadClient.day) < today))
+    return inserted
+
+
 def _count_download(s: Session, release: Release) -> None:
     assert release.id is not None
     today = datetime.now(UTC).date()
     values: dict[str, Any] = {"release_id": release.id, "day": today, "count": 1}
-    if s.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(DownloadCount).values(**values)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(DownloadCount).values(**values)
-    stmt = stmt.on_conflict_do_update(
+    stmt = _insert(s, DownloadCount, values).on_conflict_do_update(
         index_elements=["release_id", "day"], set_={"count": DownloadCount.count + 1}
     )
     s.execute(stmt)

@@ -43,8 +43,9 @@ class QuotaExceeded(RunError):
         self.kind = kind
         self.limit = limit
         self.retry_after = retry_after
-        what = "runs queued or running" if kind == "concurrent" else "runs in the last hour"
-        super().__init__(f"quota reached: {limit} {what}")
+        runs = "run" if limit == 1 else "runs"
+        what = "queued or running" if kind == "concurrent" else "in the last hour"
+        super().__init__(f"quota reached: {limit} {runs} {what}")
 
 
 class NoMatchingAgentVersion(NoMatchingRelease):

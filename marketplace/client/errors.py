@@ -205,3 +205,55 @@ class KeyFileExists(MarketplaceError):
             f"a signing key already exists at {path}; pass --force to replace it "
             "or --rotate to rotate it"
         )
+
+
+class PublisherChanged(KeyChanged):
+    """The registry names another publisher (or none) for a namespace pinned to a publisher:
+    refused exactly like a changed key, since the pin decides who may sign there."""
+
+    def __init__(self, package: str, pinned: str, claimed: str, key_id: str) -> None:
+        self.package = package
+        self.claimed = claimed
+        self.name, self.pinned, self.offered = pinned, key_id, key_id  # as `KeyChanged`
+        MarketplaceError.__init__(
+            self,
+            f"{package}: the registry says it is published by {claimed or 'nobody'!r}, but its "
+            f"namespace is pinned to publisher {pinned!r} (key {key_id!r}); refusing",
+        )
+
+
+class InsecureUrl(MarketplaceError):
+    """A registry URL over plain http to a host other than this machine."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(
+            f"refusing plain http to {url}: use https, or pass --insecure-http "
+            "(AGENTFACTORY_ALLOW_HTTP=1) to accept an unencrypted, forgeable connection"
+        )
+
+
+class DowngradeRefused(MarketplaceError):
+    """Installing would move an installed agent to a lower version nobody asked for by `==`."""
+
+    def __init__(self, name: str, installed: str, offered: str, reason: str) -> None:
+        self.name = name
+        self.installed = installed
+        self.offered = offered
+        super().__init__(
+            f"{name} {installed} is installed; {reason} {offered} — refusing to downgrade; "
+            f"install '{name}=={offered}' to downgrade on purpose"
+        )
+
+
+class InstalledFilesChanged(MarketplaceError):
+    """An installed agent's files no longer match the signed record made at install."""
+
+    def __init__(self, name: str, path: str, reason: str) -> None:
+        self.name = name
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"refusing to load {name}: {path} {reason}; "
+            f"reinstall it with `agentfactory install --locked {name}`"
+        )

@@ -7,12 +7,18 @@ Invariants:
   missing Content-Length cannot make the client buffer more than the cap), and the sha256 is
   computed on the same pass. Verifying digest and signature is the installer's job.
 - the token goes only in `Authorization: Bearer`; it is never put in a URL or an error message.
+- plain `http` is refused before any connection unless the host is this machine (127.0.0.0/8,
+  ::1, localhost) or the user opted in (`allow_http=True`, `AGENTFACTORY_ALLOW_HTTP=1`, the CLI's
+  `--insecure-http`): a man in the middle could otherwise read the token and rewrite answers. An
+  injected transport (tests, an in-process app) sends nothing over the network and is not checked.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
+import os
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
@@ -20,7 +26,13 @@ from urllib.parse import quote
 
 import httpx
 
-from marketplace.client.errors import ApiError, ConnectionFailed, DownloadTooLarge, NotLoggedIn
+from marketplace.client.errors import (
+    ApiError,
+    ConnectionFailed,
+    DownloadTooLarge,
+    InsecureUrl,
+    NotLoggedIn,
+)
 from marketplace.client.records import (
     Download,
     KeyInfo,
@@ -40,6 +52,36 @@ DEFAULT_MAX_DOWNLOAD = 10 * 1024 * 1024
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 Progress = Callable[[int, int | None], None]
 """Called with (bytes received so far, total bytes if known) while downloading."""
+
+
+ALLOW_HTTP_ENV = "AGENTFACTORY_ALLOW_HTTP"
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and any loopback address (127.0.0.0/8, ::1)."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_secure_url(url: str, allow_http: bool | None = None) -> None:
+    """Raise `InsecureUrl(url)` for plain http to another machine, unless allowed.
+
+    `allow_http=None` reads `AGENTFACTORY_ALLOW_HTTP` (1/true/yes)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return  # not a URL at all: the request itself reports it
+    if parsed.scheme != "http" or is_loopback(parsed.host):
+        return
+    if allow_http is None:
+        allow_http = os.environ.get(ALLOW_HTTP_ENV, "").strip().lower() in ("1", "true", "yes")
+    if not allow_http:
+        raise InsecureUrl(url)
 
 
 def package_path(name: str) -> str:
@@ -83,8 +125,11 @@ class MarketplaceClient(_Base):
         *,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        allow_http: bool | None = None,
     ) -> None:
         super().__init__(base_url, token)
+        if transport is None:
+            require_secure_url(self.base_url, allow_http)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     def __enter__(self) -> Self:
@@ -279,8 +324,10 @@ class AsyncMarketplaceClient(_Base):
     def __init__(self, base_url: str, token: str | None = None, *,
                  timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 limits: httpx.Limits | None = None) -> None:
+                 limits: httpx.Limits | None = None, allow_http: bool | None = None) -> None:
         super().__init__(base_url, token)
+        if transport is None:
+            require_secure_url(self.base_url, allow_http)
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
                                        transport=transport, limits=limits or httpx.Limits())
 

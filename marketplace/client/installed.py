@@ -9,8 +9,13 @@ Invariants:
 - the lockfile is the only source of truth: an agent is offered iff it has a lock entry, and
   its files are re-read only when the lockfile's (mtime, size, inode) changes, so a hook call
   on a warm process costs one `stat`;
-- a package whose files are missing or unreadable is skipped (it cannot take the factory down);
-  `errors()` says why;
+- no installed code is parsed or run before its folder passed `integrity.verify_installed`: the
+  release signature (checked with the key recorded at install) covers a record of every file's
+  sha256, and a changed, added or missing file, an edited RECORD or SIGNATURE, or a signing key
+  its owner has revoked since (`keys.json`), keeps the package out of the factory. Skipped
+  packages cannot take the factory down; `errors()` says why, `load_error(name)` gives the error
+  (naming the file) for `agentfactory run` to print. The agent runs from the bytes verified;
+- a package whose files are missing or unreadable is skipped the same way;
 - a running factory learns about installs through `refresh_factory(factory)` (cheap, call it
   per request) or `watch_installed(factory)` (a watchdog observer on the home directory); both
   replace this plugin, through the factory's public API, by a view bound to the factory's
@@ -61,15 +66,26 @@ def _stamp(path: Path) -> Stamp:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def load_installed_package(home: Path, entry: LockEntry) -> Package:
-    """The `Package` of an installed agent, rebuilt from its unpacked files."""
+def load_installed_package(
+    home: Path, entry: LockEntry, revoked: Mapping[str, str] | None = None
+) -> Package:
+    """The `Package` of an installed agent, rebuilt from its unpacked files once they match the
+    signed record (`InstalledFilesChanged` names the first that does not). `revoked`: key ids
+    known to be revoked (default: those in `keys.json`)."""
     from marketplace.client.installer import install_dir
+    from marketplace.client.integrity import verify_installed
     from registry.archive import Package, validate_contents
+    from registry.errors import RevokedKey
     from registry.manifest import parse_manifest
 
+    if revoked is None:
+        from marketplace.client.lockfile import read_pins
+
+        revoked = read_pins(home).revoked
+    if entry.key_id in revoked:
+        raise RevokedKey(entry.key_id)
     root = install_dir(home, entry.name)
-    files = {p.relative_to(root).as_posix(): p.read_bytes()
-             for p in sorted(root.rglob("*")) if p.is_file()}
+    files = verify_installed(root, entry)
     manifest = parse_manifest(files.get("agent.json", b""), str(root / "agent.json"))
     templates = validate_contents(manifest, files)
     return Package(manifest, files, entry.digest, entry.size, templates)
@@ -90,6 +106,7 @@ class InstalledAgents:
         self._templates: list[Mapping[str, Any]] = []
         self._runners: dict[str, Any] = {}
         self._errors: dict[str, str] = {}
+        self._failures: dict[str, Exception] = {}
 
     def refresh(self) -> bool:
         """Re-read the lockfile and packages if the lockfile changed; True when it did."""
@@ -105,20 +122,23 @@ class InstalledAgents:
     def _load(self) -> None:
         templates: list[Mapping[str, Any]] = []
         runners: dict[str, Any] = {}
-        errors: dict[str, str] = {}
+        failures: dict[str, Exception] = {}
         from core.errors import AgentFactoryError
-        from marketplace.client.lockfile import read_lock
+        from marketplace.client.lockfile import read_lock, read_pins
 
+        revoked = read_pins(self.home).revoked
         for key, entry in read_lock(self.home).agents.items():
             try:
-                package = load_installed_package(self.home, entry)
+                package = load_installed_package(self.home, entry, revoked)
                 docs = [self._template_doc(package, path) for path in package.manifest.templates]
                 runners[key] = self._runner(package, entry)
             except (OSError, ValueError, AgentFactoryError) as exc:
-                errors[key] = f"{type(exc).__name__}: {exc}"
+                failures[key] = exc
                 continue
             templates.extend(docs)
-        self._templates, self._runners, self._errors = templates, runners, errors
+        errors = {key: f"{type(exc).__name__}: {exc}" for key, exc in failures.items()}
+        self._templates, self._runners = templates, runners
+        self._errors, self._failures = errors, failures
 
     @staticmethod
     def _template_doc(package: Package, path: str) -> dict[str, Any]:
@@ -158,6 +178,18 @@ class InstalledAgents:
     def errors(self) -> dict[str, str]:
         self.refresh()
         return dict(self._errors)
+
+    def load_error(self, name: str) -> Exception | None:
+        """Why the installed package `name` (any spelling) is not offered, or None."""
+        from core.errors import AgentFactoryError
+        from registry.names import normalize_name
+
+        try:
+            key = normalize_name(name)
+        except AgentFactoryError:  # not a package name: no package could have failed
+            return None
+        self.refresh()
+        return self._failures.get(key)
 
     # The same answers as hook implementations, so a view bound to one factory's policy can be
     # registered as a plugin object (see `refresh_factory`).

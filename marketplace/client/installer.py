@@ -1,19 +1,25 @@
 """Install, reinstall from the lockfile, and uninstall community agents.
 
 The order of checks for every package, nothing trusted before its check passed:
-1. resolve the request and the agents' own requirements (`marketplace.client.resolver`);
+1. resolve the request and the agents' own requirements (`marketplace.client.resolver`); an
+   installed agent is never moved to a lower version unless the request pins that version with
+   `==` (`DowngradeRefused`, which says when the registry no longer offers the installed one);
 2. download with a size cap, hashing while streaming; the sha256 must equal the digest the
    registry indexed (or the lockfile recorded, for `--locked`);
-3. the signing key: pinned per publisher on first use (`keys.json`); a different key later is
-   refused (`KeyChanged`) unless every link of its rotation chain back to the pinned key verifies;
-   the key must belong to the package's publisher and hash to its key id;
-4. the Ed25519 signature over (digest, name, version) with that key;
-5. the archive's own checks (`registry.archive.read_archive`) and that it is the asked-for
+3. the publisher and signing key come from the pin of the package's namespace (`keys.json`,
+   `marketplace.client.keytrust`), not from the registry's JSON: another publisher named there
+   is `PublisherChanged`, another key `KeyChanged` unless its rotation chain leads back to the
+   pin, a key its owner ever revoked `RevokedKey` (pinned or not);
+4. the Ed25519 signature with that key, in the v2 format: over (digest, name, version, sha256
+   of the package's file record); a v1 signature covers no record and is refused;
+5. the archive's own checks (`registry.archive.read_archive`), that its file record is the one
+   the signature covers, that no path lands in `.agentfactory/`, and that it is the asked-for
    name and version;
 6. the plugins' vetoes (`agentfactory_validate_package` of the plugins installed here, unless
    another package check is given): any refusal is `core.errors.PackageVetoed`, naming the plugin;
    then vetting: the package's examples run in the sandbox; a failure refuses the install;
-7. unpack into a staging directory on the same filesystem, then rename into
+7. unpack into a staging directory on the same filesystem with the signed record beside the
+   files (`marketplace.client.integrity`, checked again before every load), then rename into
    `agents/<namespace>/<name>/`; only when every package of the plan is staged are the renames,
    the lockfile and the pins committed. A refusal at any step leaves the home unchanged.
 """
@@ -29,15 +35,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.version import Version
+
 from marketplace.client.errors import (
     DigestMismatch,
+    DowngradeRefused,
+    InstalledFilesChanged,
     NotInstalled,
     StillRequired,
     UntrustedPackage,
     VettingFailed,
 )
 from marketplace.client.http import DEFAULT_MAX_DOWNLOAD, MarketplaceClient, Progress
-from marketplace.client.keytrust import b64decode, trusted_key
+from marketplace.client.integrity import is_reserved, verify_installed, write_install_record
+from marketplace.client.keytrust import b64decode, check_not_revoked, namespace_of, trusted_key
 from marketplace.client.lockfile import (
     KeyPin,
     LockEntry,
@@ -51,8 +62,8 @@ from marketplace.client.lockfile import (
     write_pins,
 )
 from marketplace.client.records import Download, publisher_of
-from marketplace.client.resolver import Plan, Resolver, parse_requirement
-from registry.archive import Package, extract_package, read_archive
+from marketplace.client.resolver import Plan, Requirement, Resolver, parse_requirement
+from registry.archive import Package, extract_package, read_archive, record_digest
 from registry.manifest import Manifest
 from registry.names import normalize_name
 from registry.signing import key_id_for, verify_release
@@ -88,6 +99,12 @@ class _Staged:
     staging: Path
 
 
+@dataclass(frozen=True)
+class _Verified:
+    package: Package
+    signature: bytes
+
+
 class Installer:
     """Installs into `home`, talking to the registry through `client`."""
 
@@ -113,17 +130,20 @@ class Installer:
     def install(self, request: str) -> InstallResult:
         root = parse_requirement(request)
         with self._locked():
-            lock, pins = read_lock(self.home), read_pins(self.home)
+            lock, pins = _read_state(self.home)
             installed = {k: (e.version, e.requires) for k, e in lock.agents.items()}
             plans = Resolver(self.client.versions, installed).resolve(root)
+            for plan in plans:
+                self._refuse_downgrade(root, plan, lock.agents.get(plan.key))
             unchanged: list[LockEntry] = []
             with _staging() as staged:
                 for plan in plans:
                     current = lock.agents.get(plan.key)
+                    # A folder that fails its record check is fetched again, not kept.
                     if (
                         current
                         and current.digest == plan.release.digest
-                        and (install_dir(self.home, plan.key).is_dir())
+                        and _intact(self.home, current)
                     ):
                         if plan.requested and not current.requested:
                             current = current.model_copy(update={"requested": True})
@@ -139,7 +159,7 @@ class Installer:
     def install_locked(self, names: Sequence[str] = ()) -> InstallResult:
         """Reinstall exactly the bytes the lockfile records (all entries, or those named)."""
         with self._locked():
-            lock, pins = read_lock(self.home), read_pins(self.home)
+            lock, pins = _read_state(self.home)
             keys = [normalize_name(n) for n in names] or list(lock.agents)
             unchanged: list[LockEntry] = []
             with _staging() as staged:
@@ -147,8 +167,7 @@ class Installer:
                     entry = lock.agents.get(key)
                     if entry is None:
                         raise NotInstalled(key)
-                    target = install_dir(self.home, key)
-                    if target.is_dir() and (target / "agent.json").is_file():
+                    if _intact(self.home, entry):
                         unchanged.append(entry)
                         continue
                     staged.append(self._fetch_locked(entry, pins))
@@ -162,6 +181,24 @@ class Installer:
         return installed(self.home)
 
     # -- steps ---------------------------------------------------------------------------------
+    def _refuse_downgrade(self, root: Requirement, plan: Plan, current: LockEntry | None) -> None:
+        """Refuse moving an installed agent to a lower version unless `==` asks for it."""
+        if current is None or Version(plan.release.version) >= Version(current.version):
+            return
+        exact = plan.key == root.key and any(
+            s.operator in ("==", "===") and "*" not in s.version for s in root.specifier
+        )
+        if exact:
+            return
+        newer_offered = any(
+            not r.yanked and Version(r.version) >= Version(current.version)
+            for r in self.client.versions(plan.name)
+        )
+        reason = f"'{root.name}{root.specifier}' selects" if newer_offered else (
+            "the registry now offers at most"
+        )
+        raise DowngradeRefused(current.name, current.version, plan.release.version, reason)
+
     def _download(self, name: str, version: str, digest: str) -> Download:
         """The release's bytes (size-capped, hashed while streaming), refused unless their sha256
         is `digest`."""
@@ -178,10 +215,10 @@ class Installer:
         release = plan.release
         download = self._download(plan.name, release.version, release.digest)
         signature = release.signature or download.signature or ""
-        publisher = publisher_of(self.client.package(plan.name).publisher)
-        pin = trusted_key(self.client, publisher, release.key_id, pins)
-        public = b64decode(pin.public_key, "the pinned key", publisher)
-        package = self._verify(
+        claimed = publisher_of(self.client.package(plan.name).publisher)
+        pin = trusted_key(self.client, plan.name, claimed, release.key_id, pins)
+        public = b64decode(pin.public_key, "the pinned key", plan.name)
+        verified = self._verify(
             plan.name,
             release.version,
             download.data,
@@ -190,6 +227,7 @@ class Installer:
             release.key_id,
             signature,
         )
+        package = verified.package
         entry = LockEntry(
             name=package.manifest.name,
             version=release.version,
@@ -197,24 +235,25 @@ class Installer:
             size=len(download.data),
             key_id=release.key_id,
             public_key=pin.public_key,
-            publisher=publisher,
+            publisher=pin.publisher,
             requires=dict(package.manifest.requires),
             requested=plan.requested,
             vetting=self._vet(package),
             installed_at=now(),
         )
-        return _Staged(entry, self._stage(download.data))
+        return _Staged(entry, self._stage(download.data, entry, verified.signature))
 
     def _fetch_locked(self, entry: LockEntry, pins: PinStore) -> _Staged:
         download = self._download(entry.name, entry.version, entry.digest)
         public = b64decode(entry.public_key, "the locked public key", entry.name)
         if key_id_for(public) != entry.key_id:
             raise UntrustedPackage(entry.name, "the lockfile's public key does not match its id")
+        check_not_revoked(self.client, entry.publisher, entry.key_id, pins)
         signature = download.signature or next(
             (r.signature for r in self.client.versions(entry.name) if r.version == entry.version),
             "",
         )
-        package = self._verify(
+        verified = self._verify(
             entry.name,
             entry.version,
             download.data,
@@ -224,12 +263,14 @@ class Installer:
             signature,
         )
         # The lockfile is the user's recorded trust decision; pin it if nothing is pinned yet.
-        pins.publishers.setdefault(
-            entry.publisher,
-            KeyPin(key_id=entry.key_id, public_key=entry.public_key, pinned_at=now()),
+        pins.namespaces.setdefault(
+            namespace_of(entry.name),
+            KeyPin(key_id=entry.key_id, public_key=entry.public_key, pinned_at=now(),
+                   publisher=entry.publisher),
         )
-        fresh = entry.model_copy(update={"vetting": self._vet(package), "installed_at": now()})
-        return _Staged(fresh, self._stage(download.data))
+        vetting = self._vet(verified.package)
+        fresh = entry.model_copy(update={"vetting": vetting, "installed_at": now()})
+        return _Staged(fresh, self._stage(download.data, fresh, verified.signature))
 
     def _verify(
         self,
@@ -240,12 +281,22 @@ class Installer:
         public: bytes,
         key_id: str,
         signature_b64: str,
-    ) -> Package:
+    ) -> _Verified:
         if not signature_b64:
             raise UntrustedPackage(name, f"the registry served no signature for {version}")
         signature = b64decode(signature_b64, "the signature", name)
-        verify_release(public, signature, digest, name, version)
+        signed_record = verify_release(public, signature, digest, name, version)
+        if signed_record is None:
+            raise UntrustedPackage(
+                name, f"{version} carries a v1 signature, which does not cover its files; "
+                "the publisher must publish again with a current agentfactory",
+            )
         package = read_archive(data)
+        if record_digest(package.files) != signed_record:
+            raise UntrustedPackage(name, "its files are not the ones its signature covers")
+        reserved = next((p for p in sorted(package.files) if is_reserved(p)), None)
+        if reserved is not None:
+            raise UntrustedPackage(name, f"{reserved!r} would overwrite the install record")
         if normalize_name(package.manifest.name) != normalize_name(name) or (
             package.manifest.version != version
         ):
@@ -254,7 +305,7 @@ class Installer:
                 f"the archive is {package.manifest.name} "
                 f"{package.manifest.version}, not {name} {version}",
             )
-        return package
+        return _Verified(package, signature)
 
     def _vet(self, package: Package) -> VettingSummary:
         self._check(package.manifest)  # cheap, and refuses before any sandbox time is spent
@@ -276,11 +327,12 @@ class Installer:
             self.package_check = package_check(make_plugin_manager(), FactorySettings.from_env())
         self.package_check(manifest)
 
-    def _stage(self, data: bytes) -> Path:
+    def _stage(self, data: bytes, entry: LockEntry, signature: bytes) -> Path:
         root = agents_dir(self.home)
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
-        extract_package(data, staging / "pkg")
+        package = extract_package(data, staging / "pkg")
+        write_install_record(staging / "pkg", package.files, entry, signature)
         return staging
 
     def _commit(self, lock: Lockfile, pins: PinStore, staged: list[_Staged]) -> None:
@@ -331,6 +383,27 @@ def uninstall(home: Path, name: str) -> list[LockEntry]:
 def installed(home: Path) -> list[LockEntry]:
     return sorted(read_lock(home).agents.values(), key=lambda e: e.name)
 
+
+def _read_state(home: Path) -> tuple[Lockfile, PinStore]:
+    """The lockfile and pins; per-publisher pins of older clients become pins of the namespaces
+    their locked agents were installed from (other namespaces start afresh)."""
+    lock, pins = read_lock(home), read_pins(home)
+    for entry in lock.agents.values():
+        legacy = pins.publishers.get(entry.publisher)
+        if legacy is not None:
+            pins.namespaces.setdefault(
+                namespace_of(entry.name), legacy.model_copy(update={"publisher": entry.publisher})
+            )
+    return lock, pins
+
+
+def _intact(home: Path, entry: LockEntry) -> bool:
+    """True when the agent's folder still matches its signed record."""
+    try:
+        verify_installed(install_dir(home, entry.name), entry)
+    except InstalledFilesChanged:
+        return False
+    return True
 
 
 @contextmanager

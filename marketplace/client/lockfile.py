@@ -6,8 +6,10 @@ Invariants:
   reinstall the same bytes with the same trust decision), requirements and the vetting summary;
 - both files are replaced atomically (write to a temp file in the same directory, then rename),
   so a reader (a running server's factory) never sees half a file;
-- key pins live apart in `$AGENTFACTORY_HOME/keys.json`: uninstalling an agent keeps its
-  publisher's pin, so reinstalling later cannot silently accept a different key.
+- key pins live apart in `$AGENTFACTORY_HOME/keys.json`, one per package namespace (the
+  publisher that signs there and its key): uninstalling an agent keeps the pin, so reinstalling
+  later cannot silently accept a different key or publisher. Keys their owner revoked are
+  remembered there too and never trusted again, whatever a registry says later.
 """
 
 from __future__ import annotations
@@ -68,10 +70,13 @@ class KeyPin(BaseModel):
     public_key: str
     pinned_at: str
     rotated_from: list[str] = Field(default_factory=list)
+    publisher: str = ""  # who signs in the namespace: the name rotation statements carry
 
 
 class PinStore(BaseModel):
-    publishers: dict[str, KeyPin] = Field(default_factory=dict)
+    namespaces: dict[str, KeyPin] = Field(default_factory=dict)  # normalized namespace -> pin
+    revoked: dict[str, str] = Field(default_factory=dict)  # key id -> its publisher
+    publishers: dict[str, KeyPin] = Field(default_factory=dict)  # older clients' per-publisher pins
 
 
 def now() -> str:

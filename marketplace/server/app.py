@@ -2,8 +2,9 @@
 
 Lifespan, in order: create the home directory, open the registry (creating the database on first
 start), publish the built-in agents under `builtin/` when asked (idempotent), build the agent
-factory with the built-in plugins and the installed agents; on shutdown close the factory, then
-the registry. Everything lives on one `MarketState` per app: two apps in one process (two tests)
+factory with the built-in plugins and the installed agents, start the run service (its worker
+processes: `start_runs`); on shutdown stop the run workers, close the factory, then the
+registry. Everything lives on one `MarketState` per app: two apps in one process (two tests)
 share nothing.
 
 Plugins: each app builds one plugin manager (`app.state.plugins`) when it is created. Routers
@@ -45,6 +46,7 @@ from marketplace.server.web import mount_web
 
 if TYPE_CHECKING:
     from core.config import FactorySettings
+    from runs import RunService
 
 log = logging.getLogger("agentfactory.marketplace")
 
@@ -115,6 +117,27 @@ def build_factory(
     return factory, watch_installed(factory)
 
 
+def start_runs(settings: ServerSettings, state: MarketState) -> RunService:
+    """The run service over the registry's database, its embedded engine started: worker
+    processes built like the server's factory, which see installs made while the server runs.
+    With the embedded database this process is its only user, so runs left `running` by an
+    earlier server are given back to the queue at once."""
+    from runs import LocalEngine, RunService, RunStore, RunWatch, WorkerConfig
+
+    store = RunStore(state.registry.engine, settings.runs)
+    watch = RunWatch()
+    config = WorkerConfig(
+        template_dirs=[str(p) for p in settings.template_dirs],
+        sandbox_policy=settings.sandbox_policy,
+        refresh="marketplace.client.installed:refresh_factory",
+    )
+    engine = LocalEngine(
+        store, config, on_change=watch.notify, orphans=settings.database_url is None
+    )
+    engine.start()
+    return RunService(store, engine, watch)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServerSettings = app.state.settings
@@ -134,6 +157,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 log.info("published %d built-in agent(s) under builtin/", len(published))
         state.factory, stop_watching = build_factory(settings, app.state.plugins)
         state.metrics.track(state.factory)
+        state.runs = start_runs(settings, state)
         # Registry queries run in anyio's worker threads: as many as the operator allows.
         limiter = to_thread.current_default_thread_limiter()
         limiter.total_tokens = state.factory.settings.worker_threads
@@ -143,6 +167,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             stop_watching()
     finally:
+        if state.runs is not None:
+            state.runs.close()  # stops the run workers and reaps them
         if state.factory is not None:
             state.factory.close()
         state.registry.close()

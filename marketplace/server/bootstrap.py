@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.paths import builtin_templates_dir
-from registry.archive import build_archive
+from registry.archive import build_archive, open_archive, record_digest
 from registry.errors import NotFound, RegistryError
 from registry.schemas import Principal
 from registry.service import Registry
@@ -171,7 +171,8 @@ def publish_builtins(registry: Registry, home: Path) -> list[str]:
             if version in _published(registry, name):
                 continue
             digest = hashlib.sha256(archive).hexdigest()
-            signature = creds.key.sign_release(digest, name, version)
+            record = record_digest(open_archive(archive))
+            signature = creds.key.sign_release(digest, name, version, record)
             registry.publish(creds.principal, archive, signature, creds.key.key_id)
         except RegistryError as exc:  # one bad built-in must not keep the server down
             log.warning("could not publish built-in agent %s: %s", agent, exc)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from core.paths import agentfactory_home
+from runs.settings import RunSettings
 
 SandboxPolicy = Literal["always", "high-risk", "never"]
 
@@ -76,6 +77,8 @@ class ServerSettings:
     detail_cache_size: int = 2048
     cache_ttl_s: float = 5.0
     clock: Callable[[], float] = time.monotonic
+    # The run service: worker processes, deadlines, leases, per-account quotas (`runs.settings`).
+    runs: RunSettings = field(default_factory=RunSettings)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
@@ -112,5 +115,6 @@ class ServerSettings:
         for name, key in (("bootstrap", "BOOTSTRAP"), ("vet_uploads", "VET_UPLOADS")):
             if env.get(f"AGENTFACTORY_{key}"):
                 values[name] = env[f"AGENTFACTORY_{key}"].lower() not in {"0", "false", "no"}
+        values["runs"] = RunSettings.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]  # keys are the dataclass's own fields

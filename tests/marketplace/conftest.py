@@ -146,10 +146,19 @@ class Actor:
         return {"Authorization": f"Bearer {self.token}"}
 
     def sign(self, archive: bytes, name: str, version: str) -> str:
+        """A v2 signature (covering the file record), or v1 for an archive that cannot be
+        opened (tests of refusals that come before the signature check)."""
         import base64
 
+        from registry.archive import open_archive, record_digest
+        from registry.errors import RegistryError
+
         digest = hashlib.sha256(archive).hexdigest()
-        return base64.b64encode(self.key.sign_release(digest, name, version)).decode()
+        try:
+            record: str | None = record_digest(open_archive(archive))
+        except RegistryError:
+            record = None
+        return base64.b64encode(self.key.sign_release(digest, name, version, record)).decode()
 
     def publish(self, archive: bytes, name: str, version: str, **overrides: Any) -> httpx.Response:
         data = {"signature": self.sign(archive, name, version), "key_id": self.key.key_id}

@@ -18,7 +18,7 @@ import httpx
 
 from marketplace.client.http import MarketplaceClient
 from marketplace.client.scaffold import scaffold, set_version
-from registry.archive import build_archive, read_archive
+from registry.archive import build_archive, read_archive, record_digest
 from registry.names import normalize_name
 from registry.signing import SigningKey
 
@@ -107,7 +107,7 @@ class FakeRegistry:
             version,
             data,
             package.digest,
-            b64(key.sign_release(package.digest, name, version)),
+            b64(key.sign_release(package.digest, name, version, record_digest(package.files))),
             key.key_id,
             requires or {},
         )
@@ -117,7 +117,8 @@ class FakeRegistry:
 
     # -- HTTP side -------------------------------------------------------------------------
     def client(self, token: str | None = None) -> MarketplaceClient:
-        return MarketplaceClient("http://fake", token, transport=httpx.MockTransport(self.handle))
+        transport = httpx.MockTransport(self.handle)
+        return MarketplaceClient("https://registry.test", token, transport=transport)
 
     def _problem(self, status: int, detail: str, code: str = "NotFound") -> httpx.Response:
         return httpx.Response(

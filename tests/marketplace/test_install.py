@@ -90,7 +90,7 @@ def test_install_picks_best_release_unpacks_and_records(
     target = install_dir(home, "acme/words")
     assert json.loads((target / "agent.json").read_text())["version"] == "1.2"
     assert read_lock(home).agents["acme/words"].digest == best.digest
-    assert read_pins(home).publishers["acme"].key_id == key.key_id
+    assert read_pins(home).namespaces["acme"].key_id == key.key_id
     assert "GET /packages/acme/words/versions/1.2/download" in registry.requests
 
 
@@ -220,7 +220,7 @@ def test_a_rotation_chain_signed_by_the_pinned_key_is_accepted(
     registry.publish("acme", newest, "acme/words", "1.1")
 
     assert installer(registry, home).install("acme/words").installed[0].version == "1.1"
-    pin = read_pins(home).publishers["acme"]
+    pin = read_pins(home).namespaces["acme"]
     assert pin.key_id == newest.key_id and pin.rotated_from == [key.key_id]
 
 
@@ -253,7 +253,7 @@ def test_locked_install_reproduces_the_same_bytes(
 
     assert [e.version for e in result.installed] == ["1.0"]
     assert snapshot(install_dir(other, "acme/words")) == files
-    assert read_pins(other).publishers["acme"].key_id == key.key_id
+    assert read_pins(other).namespaces["acme"].key_id == key.key_id
 
 
 def test_locked_install_refuses_different_bytes(
@@ -282,7 +282,7 @@ def test_uninstall_leaves_nothing_but_the_key_pin(
     installer(registry, home).uninstall("acme/words")
     assert not (home / "agents" / "acme").exists()
     assert read_lock(home).agents == {}
-    assert "acme" in read_pins(home).publishers
+    assert "acme" in read_pins(home).namespaces
     with pytest.raises(NotInstalled, match="acme/words is not installed"):
         installer(registry, home).uninstall("acme/words")
 

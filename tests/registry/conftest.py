@@ -41,8 +41,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def registry(db_url: str, tmp_path: Path) -> Iterator[Registry]:
-    reg = Registry(make_engine(db_url), LocalBlobStore(tmp_path / "blobs"),
-                   RegistryConfig(lookalike_downloads=3))
+    reg = Registry(make_engine(db_url), LocalBlobStore(tmp_path / "blobs"), RegistryConfig())
     yield reg
     reg.close()
 

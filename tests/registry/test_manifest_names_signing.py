@@ -17,6 +17,7 @@ from registry.errors import (
 )
 from registry.names import (
     check_lookalike,
+    check_namespace_lookalike,
     check_reserved,
     edit_distance_at_most_one,
     normalize_name,
@@ -94,12 +95,19 @@ def test_edit_distance(a: str, b: str, close: bool) -> None:
 
 def test_lookalikes() -> None:
     with pytest.raises(LookalikeName) as err:
-        check_lookalike("Acme/Summarizer", "acme/summarizer", ())
+        check_lookalike("Acme/Summarizer", "acme/summarizer")
     assert err.value.existing == "acme/summarizer"
-    with pytest.raises(LookalikeName):
-        check_lookalike("acmee/summarizer", None, ["acme/summarizer"])
-    check_lookalike("acme/summarizer2", None, ["acme/summarizer"])  # own namespace
-    check_lookalike("zeta/translator", None, ["acme/summarizer"])
+    check_lookalike("acme/summarizer", "acme/summarizer")  # the same package, same spelling
+    check_lookalike("acme/summarizer", None)
+    with pytest.raises(LookalikeName) as err:
+        check_namespace_lookalike("Acne", ["acme", "zeta"], 4)
+    assert (err.value.name, err.value.existing, err.value.what) == ("Acne", "acme", "namespace")
+    assert "namespace 'Acne' is too similar to another publisher's namespace 'acme'" in str(
+        err.value
+    )
+    check_namespace_lookalike("acne", ["zeta"], 4)
+    check_namespace_lookalike("ai", ["al"], 4)  # too short to compare
+    check_namespace_lookalike("acmecorp", ["acme"], 4)  # four edits away
 
 
 def test_release_signature_binds_digest_name_and_version() -> None:

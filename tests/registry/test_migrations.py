@@ -35,6 +35,7 @@ TABLES = {
     "review",
     "review_flag",
     "download_count",
+    "download_client",
 }
 
 
@@ -72,7 +73,7 @@ def differences(engine: Engine) -> list[str]:
 def test_empty_database_upgrades_to_head_with_search(empty_engine: Engine) -> None:
     assert tables(empty_engine) == set()
     init_db(empty_engine)
-    assert revision(empty_engine) == head_revision() == "0002"
+    assert revision(empty_engine) == head_revision() == "0003"
     assert tables(empty_engine) >= TABLES
     assert fts_available(empty_engine)
 

@@ -16,6 +16,7 @@ from registry.errors import (
     DuplicateRelease,
     LookalikeName,
     ManifestError,
+    NotFound,
     PermissionDenied,
     ReservedName,
     RevokedKey,
@@ -173,16 +174,56 @@ def test_revoked_key_refuses_new_uploads_but_old_releases_keep_their_key(
 
 def test_lookalike_names_are_refused(registry: Registry, acme: TestPublisher) -> None:
     publish(registry, acme)
-    for _ in range(3):  # RegistryConfig(lookalike_downloads=3) in the fixture
-        registry.download("acme/summarizer", "1.0.0")
     with pytest.raises(LookalikeName) as err:
         publish(registry, acme, name="Acme/Summarizer", version="2.0")
     assert err.value.existing == "acme/summarizer"
-    squatter = make_publisher(registry, "acne")
-    with pytest.raises(LookalikeName) as err:
-        publish(registry, squatter, name="acne/summarizer")
-    assert err.value.existing == "acme/summarizer"
-    assert publish(registry, squatter, name="acne/translator").name == "acne/translator"
+    # The impersonating namespace is refused when claimed, whatever anyone downloaded.
+    for spelling in ("acne", "acmee", "ACM3", "amce"):
+        with pytest.raises(LookalikeName) as err:
+            registry.register_publisher(f"squatter-{spelling}", spelling)
+        assert (err.value.name, err.value.existing) == (spelling, "acme")
+    mallory = make_publisher(registry, "mallory")
+    with pytest.raises(LookalikeName):
+        registry.add_namespace(mallory.principal, "acme1")
+    assert registry.publisher("mallory").namespaces == ["mallory"]
+    with pytest.raises(NotFound):
+        registry.publisher("squatter-acne")
+    # A publisher may hold neighbouring namespaces of their own.
+    registry.add_namespace(acme.principal, "acme2")
+    assert registry.publisher("acme").namespaces == ["acme", "acme2"]
+
+
+def test_a_squatter_cannot_lock_an_owner_out(registry: Registry) -> None:
+    """Look-alike namespaces held side by side (claimed before the claim-time rule existed):
+    the squatter published the owner's package name first and inflated its downloads, which
+    used to refuse the owner's own `acme/summarizer`. Now the owner's namespace decides."""
+    before_the_rule = Registry(
+        registry.engine, registry.blobs, RegistryConfig(lookalike_min_length=1000)
+    )
+    owner = make_publisher(before_the_rule, "acme")
+    squatter = make_publisher(before_the_rule, "acmee")
+    publish(registry, squatter, name="acmee/summarizer")
+    for _ in range(50):
+        registry.download("acmee/summarizer", "1.0.0")
+    assert publish(registry, owner, name="acme/summarizer").name == "acme/summarizer"
+    assert [p.name for p in registry.search("summarizer", sort="downloads").items] == [
+        "acmee/summarizer", "acme/summarizer"
+    ]
+
+
+def test_the_owner_publishes_names_that_look_like_others_packages(
+    registry: Registry, acme: TestPublisher
+) -> None:
+    """Nothing published in another namespace, however popular, refuses a name in one's own."""
+    zeta = make_publisher(registry, "zeta")
+    publish(registry, zeta, name="zeta/summarizer")
+    for _ in range(50):
+        registry.download("zeta/summarizer", "1.0.0")
+    publish(registry, acme, name="acme/summarizer")
+    publish(registry, acme, name="acme/summarizerr")
+    assert {r.name for r in registry.search("", sort="recent").items} == {
+        "zeta/summarizer", "acme/summarizer", "acme/summarizerr"
+    }
 
 
 def _crash(ctx: PublishContext) -> None:

@@ -80,7 +80,7 @@ def test_download_counts_and_returns_the_bytes(registry: Registry, acme: TestPub
 def catalog(registry: Registry) -> Registry:
     acme, zeta = make_publisher(registry, "acme"), make_publisher(registry, "zeta")
     publish(registry, acme, "acme/summarizer", summary="Summarizes long text",
-            keywords=["nlp"], capabilities=["summarize"], tools=["http_get"])
+            keywords=["nlp"], capabilities=["summarize"], tools=["json_parser"])
     publish(registry, acme, "acme/translator", summary="Translates text",
             keywords=["nlp", "language"], capabilities=["translate"])
     publish(registry, zeta, "zeta/text-summary", summary="Another summary agent",
@@ -101,7 +101,7 @@ def test_search_by_words_keywords_and_template_names(catalog: Registry) -> None:
 
 def test_search_filters_and_sorts(catalog: Registry) -> None:
     assert [p.name for p in catalog.search(capability="translate").items] == ["acme/translator"]
-    assert [p.name for p in catalog.search(tool="http_get").items] == ["acme/summarizer"]
+    assert [p.name for p in catalog.search(tool="json_parser").items] == ["acme/summarizer"]
     by_downloads = [p.name for p in catalog.search(sort="downloads").items]
     assert by_downloads == ["acme/translator", "zeta/text-summary", "acme/summarizer"]
     assert catalog.search(sort="recent").items[0].name == "zeta/text-summary"

@@ -5,7 +5,9 @@ caller sends it, and the expected HTTP status, problem `code` and a fragment of 
 Archives are built from `tests.registry.factories.package_files` (a valid package) and then
 damaged one way each: byte flips in entries, manifest and signature; signatures by other keys
 or over another name/version; replays; zip-slip names, links, devices, bombs, duplicates; huge
-and deeply nested JSON; look-alike names; templates asking for denied tools; bad callers.
+and deeply nested JSON; over-long manifest fields; names and versions with invisible or control
+characters; local versions; a name that is both a file and a directory; `extends` cycles;
+look-alike names; templates asking for denied tools under any spelling; bad callers.
 
 Nothing here talks to a server; the corpus is deterministic (seeded), so a failure names a
 case that can be rebuilt exactly.
@@ -117,6 +119,20 @@ def _with_template(tools: list[str]) -> dict[str, bytes]:
     return base
 
 
+def _with_templates(chain: list[tuple[str, str]]) -> dict[str, bytes]:
+    """The package with templates `(name, extends)` instead of its own."""
+    base = {k: v for k, v in files().items() if not k.startswith("templates/")}
+    paths = []
+    for name, parent in chain:
+        path = f"templates/{name.split('/')[1]}.json"
+        paths.append(path)
+        base[path] = json.dumps({"name": name, "version": "1.0.0", "extends": parent}).encode()
+    doc = json.loads(base["agent.json"])
+    doc["templates"] = paths
+    base["agent.json"] = json.dumps(doc).encode()
+    return base
+
+
 # Deep enough to blow any recursive parser, small enough (60 KB) to pass the ratio check.
 DEPTH = 30_000
 
@@ -174,11 +190,12 @@ def hostile_uploads(keys: Keys) -> list[Hostile]:
     for index in (0, 1, 17, 31, 32, 48, 62, 63):
         add(f"signature bit flip @{index}", good, 400, "SignatureMismatch", "does not verify",
             signature=b64(flip(signature, index)))
-    add("signature truncated", good, 400, "SignatureMismatch", "does not verify",
+    shape = "a signature is 64 Ed25519 bytes"  # refused by the API's field rule
+    add("signature truncated", good, 422, "RequestValidationError", shape,
         signature=b64(signature[:63]))
-    add("signature doubled", good, 400, "SignatureMismatch", "does not verify",
+    add("signature doubled", good, 422, "RequestValidationError", shape,
         signature=b64(signature * 2))
-    add("signature not base64", good, 422, "RequestValidationError", "must be base64",
+    add("signature not base64", good, 422, "RequestValidationError", shape,
         signature="not*base64!")
     add("signature missing", good, 422, "RequestValidationError", "signature is required",
         omit=("signature",))
@@ -226,6 +243,11 @@ def hostile_uploads(keys: Keys) -> list[Hostile]:
         "UnsafeEntry", "only regular files")
     add("duplicate entry, other case", raw_zip([*entries, ("README.MD", b"x", REGULAR)]), 400,
         "UnsafeEntry", "duplicate entry")
+    for label, extra in (("file and directory: process.py/", [("process.py/x.py", b"x")]),
+                         ("file and directory: data, data/", [("data", b"f"), ("data/n", b"d")]),
+                         ("file and directory, other case", [("Data", b"f"), ("data/n", b"d")])):
+        add(label, raw_zip([*entries] + [(n, b, REGULAR) for n, b in extra]), 400,
+            "UnsafeEntry", "both a file and a directory")
     # -- bombs and sizes
     add("zip bomb: 8 MB of zeros", raw_zip([*entries, ("data/zeros", bytes(8 << 20), REGULAR)]),
         413, "ArchiveTooLarge", "compression ratio")
@@ -238,12 +260,31 @@ def hostile_uploads(keys: Keys) -> list[Hostile]:
     add("not a zip", rng.randbytes(4096), 400, "ArchiveError", "not a zip archive")
     add("empty file", b"", 400, "ArchiveError", "not a zip archive")
     # -- huge and deep JSON
-    add("huge manifest description", pack_files(_with_manifest(description=_noise(rng, 200_000))),
+    add("huge manifest description", pack_files(_with_manifest(description=_noise(rng, 30_000))),
         422, "ManifestError", "description")
     add("manifest with 5000 keywords", pack_files(_with_manifest(keywords=["k"] * 5000)), 422,
         "ManifestError", "keywords")
     add("manifest with an unknown 2 MB field",
-        pack_files(_with_manifest(blob=_noise(rng, 2 << 20))), 422, "ManifestError", "blob")
+        pack_files(_with_manifest(blob=_noise(rng, 2 << 20))), 422, "ManifestError",
+        "over the 131072-byte limit")
+    add("manifest with an unknown field", pack_files(_with_manifest(blob="x")), 422,
+        "ManifestError", "blob")
+    # -- every manifest field bounded (issue 11, point 7)
+    bounds: list[tuple[str, dict[str, Any], str]] = [
+        ("100 authors", {"authors": ["a"] * 100}, "authors: at most 20"),
+        ("a 10 kB author", {"authors": ["a" * 10_000]}, "authors.0: 1 to 200"),
+        ("an author with a newline", {"authors": ["Ada\nLovelace"]}, "authors.0: no control"),
+        ("500 permissions", {"permissions": [f"p{i}" for i in range(500)]}, "permissions"),
+        ("a javascript: homepage", {"homepage": "javascript:alert(1)"}, "homepage"),
+        ("a 5 kB homepage", {"homepage": "https://x.org/" + "a" * 5000}, "homepage"),
+        ("200 examples", {"examples": [{"name": f"e{i}", "input": {}} for i in range(200)]},
+         "examples: at most 20"),
+        ("500 requirements", {"requires": {f"acme/d{i}": ">=1" for i in range(500)}},
+         "requires: at most 50"),
+    ]
+    for label, change, fragment in bounds:
+        add(f"manifest bound: {label}", pack_files(_with_manifest(**change)), 422,
+            "ManifestError", fragment)
     deep = files()
     deep["agent.json"] = _deep(DEPTH)
     add(f"manifest nested {DEPTH} deep", pack_files(deep), 422, "ManifestError", "nested")
@@ -261,13 +302,20 @@ def hostile_uploads(keys: Keys) -> list[Hostile]:
                         "acme/\u202eloot"), ("combining accent", "acme/to\u0301ol")):
         add(f"look-alike name: {label}", pack_files(_with_manifest(name=name)), 422,
             "ManifestError", "must be 1-64 letters")
+    for label, name in (("trailing newline", "acme/tool\n"), ("trailing space", "acme/tool "),
+                        ("NUL", "acme/to\x00ol"), ("BOM", "\ufeffacme/tool"),
+                        ("no-break space", "acme/tool\u00a0")):
+        add(f"name with {label}", pack_files(_with_manifest(name=name)), 422,
+            "ManifestError", "must be 1-64 letters")
     add("case-only variant of a package", valid(name="acme/TOOL"), 409, "LookalikeName",
         "too similar", extra={"name": "acme/TOOL"})
     add("separator variant of a package", valid(name="acme/Tool"), 409, "LookalikeName",
         "too similar", extra={"name": "acme/Tool"})
     # -- templates asking for denied tools
     for tools in (["shell"], ["SHELL"], ["bash:exec"], ["network.http"], ["filesystem.write"],
-                  ["summarize", "subprocess"]):
+                  ["summarize", "subprocess"], ["run-shell"], ["shell_exec"], ["os.system"],
+                  ["runShell"], ["http_get"], ["network_request"], ["fs_write"], ["popen"],
+                  ["write_file"]):
         add(f"template asks for {tools}", pack_files(_with_template(tools)), 422,
             "ManifestError", "deny-list")
     # -- other invalid packages
@@ -280,6 +328,19 @@ def hostile_uploads(keys: Keys) -> list[Hostile]:
         "ManifestError", "UTF-8")
     add("version not PEP 440", pack_files(_with_manifest(version="1.0-evil; rm -rf")), 400,
         "InvalidVersion", "PEP 440")
+    for label, version in (("trailing newline", "2.0.0\n"), ("leading space", " 2.0.0"),
+                           ("CRLF", "2.0.0\r\n")):
+        add(f"version with {label}", pack_files(_with_manifest(version=version)), 400,
+            "InvalidVersion", "PEP 440")
+    for version in ("2.0.0+local", "2.0.0+ubuntu.1"):
+        add(f"local version {version}", pack_files(_with_manifest(version=version)), 422,
+            "ManifestError", "local version label")
+    # -- extends cycles within the package
+    for label, chain in (("extends itself", [("acme/tool", "acme/tool")]),
+                         ("extends cycle of two", [("acme/tool", "acme/base"),
+                                                   ("acme/base", "acme/tool")])):
+        add(label, pack_files(_with_templates(chain)), 422, "ManifestError",
+            "extends itself" if len(chain) == 1 else "inheritance cycle")
     # -- hostile callers
     add("anonymous upload", good, 401, "AuthenticationError", "missing token",
         caller="anonymous")

@@ -9,7 +9,8 @@ After the run, through the API and in the SQLite file (a read-only snapshot):
 no 5xx and no transport error; each contested version published exactly once (one 201, the
 rest 409); every acknowledged review is there exactly once with the stars its last write set;
 each package's rating aggregates equal a recomputation from the raw review rows; download
-counts equal the number of downloads the clients completed.
+counts equal the number of distinct releases the clients downloaded (every client calls from
+127.0.0.1 without a token, and a client counts once per release per day).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Client:
     home: Path
     own_versions: int = 1
     reviews: dict[str, int] = field(default_factory=dict)  # package -> last acknowledged stars
-    downloads: Counter[str] = field(default_factory=Counter)
+    downloads: set[tuple[str, str]] = field(default_factory=set)  # (package, version) fetched
     contested: list[tuple[str, int]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ops: Counter[str] = field(default_factory=Counter)
@@ -119,13 +120,13 @@ def _step(client: Client, rng: random.Random, server: str) -> None:
     elif op == "download":
         response = client.http.get(f"/api/v1/packages/{other}/versions/1.0.0/download")
         if response.status_code == 200:
-            client.downloads[other] += 1
+            client.downloads.add((other, "1.0.0"))
     else:
         # A fresh home per install, so every install really downloads.
         home = client.home / f"install{sum(client.ops.values())}"
         with MarketplaceClient(server) as market:
             result = Installer(market, home, vetter=_accept).install(other)
-        client.downloads[other] += len(result.installed)
+        client.downloads.update((entry.name, entry.version) for entry in result.installed)
         return
     if response.status_code >= 500:
         client.errors.append(f"{op}: {response.status_code} {response.text[:200]}")
@@ -213,7 +214,7 @@ def test_many_clients_at_once_lose_and_duplicate_nothing(
         assert rating["count"] == len(expected)
         for stars in range(1, 6):
             assert rating["histogram"][str(stars)] == list(expected.values()).count(stars)
-        downloads = sum(c.downloads[target] for c in clients)
+        downloads = len({got for c in clients for got in c.downloads if got[0] == target})
         assert setup.get(f"/api/v1/packages/{target}").json()["downloads"] == downloads
     setup.close()
     for client in clients:

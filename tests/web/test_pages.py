@@ -74,9 +74,9 @@ def test_package_page_shows_everything_a_user_checks(
     client: TestClient, seed: Seeder, registry: Registry
 ) -> None:
     acme = seed.publisher("acme")
-    seed.package(acme, "acme/summarizer", "1.0.0", tools=["http_get"],
+    seed.package(acme, "acme/summarizer", "1.0.0", tools=["json_parser"],
                  manifest={"permissions": ["network"]})
-    seed.package(acme, "acme/summarizer", "1.1.0", tools=["http_get"],
+    seed.package(acme, "acme/summarizer", "1.1.0", tools=["json_parser"],
                  manifest={"permissions": ["network"]}, readme="# Summarizer\n\nUse **it**.")
     registry.yank(acme.principal, "acme/summarizer", "1.0.0", "leaks tokens in logs")
     seed.review("acme/summarizer", "bob", 4, "Solid", "Works well")
@@ -91,7 +91,7 @@ def test_package_page_shows_everything_a_user_checks(
     assert "leaks tokens in logs" in html
     assert "Signature verified" in html
     assert acme.key.key_id in html
-    assert "<li>http_get</li>" in html and "<li>network</li>" in html
+    assert "<li>json_parser</li>" in html and "<li>network</li>" in html
     assert "<code>acme/summarizer</code>" in html  # the template it provides
     rating = registry.rating("acme/summarizer")
     assert f'<span id="bayesian">{rating.bayesian:.2f}</span>' in html

@@ -23,6 +23,7 @@ from marketplace.server.settings import ServerSettings
 from registry.errors import AuthenticationError, PermissionDenied
 from registry.schemas import Principal
 from registry.service import Registry
+from runs.service import RunService
 
 
 @dataclass
@@ -35,6 +36,7 @@ class MarketState:
     review_limiter: TokenBucketLimiter
     register_limiter: TokenBucketLimiter
     factory: Any = None  # core.factory.AgentFactory once started; read only for /metrics
+    runs: RunService | None = None  # the run service, started by the lifespan
 
 
 def get_state(request: Request) -> MarketState:
@@ -105,3 +107,14 @@ def _review_writer(
 Publisher = Annotated[Principal, Depends(_require("publish"))]
 PublishWriter = Annotated[Principal, Depends(_publish_writer)]
 ReviewWriter = Annotated[Principal, Depends(_review_writer)]
+# Runs need the `run` scope; their own quotas (runs.store) stand in for a write budget.
+Runner = Annotated[Principal, Depends(_require("run"))]
+
+
+def get_runs(request: Request) -> RunService:
+    service = get_state(request).runs
+    assert service is not None, "the lifespan starts the run service"
+    return service
+
+
+RunsDep = Annotated[RunService, Depends(get_runs)]

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, PlainSerializer
 
+from marketplace.server.api.fields import SPECIFIER_SET_PATTERN, matching
 from registry.schemas import KeyPublic, PackageSummary, PublisherPublic, ReleasePublic
+from runs.schemas import RunPublic
+from runs.settings import MAX_TIMEOUT_S
 
 # Standard base64 with padding (RFC 4648 section 4), as in the download headers. pydantic's own
 # `ser_json_bytes="base64"` emits the URL-safe alphabet, which strict standard decoders refuse.
@@ -103,3 +106,58 @@ class ReleaseOut(ReleasePublic):
     @classmethod
     def of(cls, release: ReleasePublic) -> ReleaseOut:
         return cls.model_validate(release, from_attributes=True)
+
+
+# --------------------------------------------------------------------------------------- runs
+
+# A template name (`core.template.NAME_PATTERN`), then optionally a PEP 440 specifier set.
+AGENT_NAME_PATTERN = "[a-z0-9][a-z0-9_-]*(?:/[a-z0-9][a-z0-9_-]*)?"
+AGENT_SPEC = matching(
+    AGENT_NAME_PATTERN + SPECIFIER_SET_PATTERN,
+    "an agent is a template name (lowercase letters, digits, - and _, optionally namespace/name)"
+    ", optionally followed by a version specifier such as >=1.0,<2",
+    300,
+)
+IDEMPOTENCY_KEY = matching(
+    "[A-Za-z0-9._:-]{1,128}", "an idempotency key is 1 to 128 letters, digits or . _ : -", 128
+)
+RUN_ID_PATTERN = "[A-Za-z0-9_-]{16}"
+RUN_ID = matching(RUN_ID_PATTERN, "a run id is 16 URL-safe characters")
+
+
+class RunCreate(_Body):
+    agent: Annotated[str, AGENT_SPEC] = Field(
+        description="The agent to run: a template name, optionally with a version specifier."
+    )
+    input: dict[str, Any] = Field(default_factory=dict, description="The task, a JSON object.")
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False,
+        description="Wall-clock limit in seconds (default: the server's).",
+    )
+    idempotency_key: Annotated[str, IDEMPOTENCY_KEY] | None = Field(
+        default=None,
+        description="Submitting again with the same key returns the first run, not a new one.",
+    )
+
+
+class RunLinks(BaseModel):
+    self: str
+    events: str
+    cancel: str
+
+
+class RunOut(RunPublic):
+    links: RunLinks
+
+    @classmethod
+    def of(cls, run: RunPublic, prefix: str) -> RunOut:
+        base = f"{prefix}/runs/{run.id}"
+        links = RunLinks(self=base, events=f"{base}/events", cancel=f"{base}/cancel")
+        return cls(**run.model_dump(), links=links)
+
+
+class RunsPage(BaseModel):
+    items: list[RunOut]
+    total: int
+    page: int
+    per_page: int

@@ -1,0 +1,193 @@
+"""Runs: submit a task to an agent, follow it, read its result, cancel it.
+
+Every operation needs a token with the `run` scope and sees only the caller's own runs: another
+account's run answers 404 exactly like a run that does not exist. Submission answers 202 at once
+(the run is queued; a worker process executes it); submitting again with a used idempotency key
+answers 200 with the first run. Quotas (runs queued or running, runs per hour) are per account and
+refused with 429 and `Retry-After`.
+
+Waiting is bounded everywhere: `GET /runs/{id}?wait=S` holds the answer until the run is final or
+S seconds (at most 60) passed; the event stream sends a comment every `HEARTBEAT_S` while nothing
+happens and ends when the run is final or after `STREAM_S`. Clients reconnect with
+`Last-Event-ID` to resume where they stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from anyio import to_thread
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from marketplace.server.api.deps import Runner, RunsDep, get_state
+from marketplace.server.api.problems import problem_responses
+from marketplace.server.api.schemas import AGENT_NAME_PATTERN, RUN_ID, RunCreate, RunOut, RunsPage
+from marketplace.server.ratelimit import RateLimited
+from runs.errors import QuotaExceeded
+from runs.schemas import FINAL, RunEventPublic, RunPublic
+from runs.service import RunService
+
+router = APIRouter(tags=["runs"])
+
+PREFIX = "/api/v1"
+MAX_WAIT_S = 60.0
+HEARTBEAT_S = 15.0
+STREAM_S = 600.0
+POLL_S = 1.0
+RunIdPath = Annotated[str, RUN_ID, Path(description="A run's id.")]
+RUN_PROBLEMS = problem_responses(401, 403, 404)
+Status = Literal["queued", "running", "succeeded", "failed", "timed_out", "cancelled"]
+
+
+class QuotaLimited(RateLimited):
+    """A run quota, as the API's 429: the quota's own words and the wait."""
+
+    def __init__(self, quota: QuotaExceeded) -> None:
+        super().__init__("run", quota.retry_after)
+        self.quota = quota
+        self.args = (f"{quota}; retry in {self.retry_after} s",)
+
+
+def _out(run: RunPublic) -> RunOut:
+    return RunOut.of(run, PREFIX)
+
+
+@router.post(
+    "/runs",
+    status_code=202,
+    response_model=RunOut,
+    responses={
+        200: {"description": "A run submitted earlier with this idempotency key",
+              "model": RunOut},
+        **problem_responses(401, 403, 404, 409, 413, 429),
+    },
+)
+def submit_run(
+    body: RunCreate, principal: Runner, runs: RunsDep, request: Request, response: Response
+) -> RunOut:
+    """Queue a run of an agent on an input."""
+    factory = get_state(request).factory
+    try:
+        run, created = runs.submit(
+            factory, principal.publisher_id, body.agent, body.input,
+            timeout_s=body.timeout_s, idempotency_key=body.idempotency_key,
+        )
+    except QuotaExceeded as exc:
+        raise QuotaLimited(exc) from exc
+    if not created:
+        response.status_code = 200
+    response.headers["Location"] = f"{PREFIX}/runs/{run.id}"
+    return _out(run)
+
+
+@router.get("/runs", response_model=RunsPage, responses=RUN_PROBLEMS)
+def list_runs(
+    principal: Runner,
+    runs: RunsDep,
+    status: Status | None = None,
+    agent: Annotated[
+        str | None, Query(pattern=f"^{AGENT_NAME_PATTERN}$", max_length=200)
+    ] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> RunsPage:
+    """The caller's runs, newest first."""
+    found = runs.store.list_runs(
+        principal.publisher_id, status=status, agent=agent, page=page, per_page=per_page
+    )
+    return RunsPage(
+        items=[_out(r) for r in found.items], total=found.total, page=found.page,
+        per_page=found.per_page,
+    )
+
+
+@router.get("/runs/{run_id}", response_model=RunOut, responses=RUN_PROBLEMS)
+async def get_run(
+    run_id: RunIdPath,
+    principal: Runner,
+    runs: RunsDep,
+    wait: Annotated[
+        float, Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait for a final state.")
+    ] = 0,
+) -> RunOut:
+    """A run: its state, then its result or typed error, timings and usage."""
+    owner = principal.publisher_id
+    if wait <= 0:
+        return _out(await to_thread.run_sync(runs.store.get, run_id, owner))
+    deadline = time.monotonic() + wait
+    with runs.watch.subscribe(run_id) as sub:
+        while True:
+            sub.clear()
+            run = await to_thread.run_sync(runs.store.get, run_id, owner)
+            remaining = deadline - time.monotonic()
+            if run.status in FINAL or remaining <= 0:
+                return _out(run)
+            # Woken by this process's engine; the timeout also catches other processes' writes.
+            await sub.wait(min(remaining, POLL_S))
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: one event per state change, until the run is "
+            "final (`id` is the event's number, `event` its kind, `data` JSON)",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **RUN_PROBLEMS,
+    },
+)
+async def run_events(
+    run_id: RunIdPath,
+    principal: Runner,
+    runs: RunsDep,
+    last_event_id: Annotated[
+        int | None, Header(ge=0, le=2**31, description="Resume after this event number.")
+    ] = None,
+) -> StreamingResponse:
+    """Follow a run's progress as Server-Sent Events."""
+    owner = principal.publisher_id
+    first = await to_thread.run_sync(runs.store.events, run_id, last_event_id or 0, owner)
+    return StreamingResponse(
+        _stream(runs, run_id, owner, first, last_event_id or 0),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(
+    runs: RunService, run_id: str, owner: int, first: list[RunEventPublic], after: int
+) -> AsyncIterator[str]:
+    started = quiet_since = time.monotonic()
+    events = first
+    with runs.watch.subscribe(run_id) as sub:
+        while True:
+            for event in events:
+                data = json.dumps(event.data, separators=(",", ":"))
+                yield f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
+                after, quiet_since = event.seq, time.monotonic()
+                if event.kind in FINAL:
+                    return
+            now = time.monotonic()
+            if now - started >= STREAM_S:
+                yield ": the stream's time is up; reconnect with Last-Event-ID\n\n"
+                return
+            if now - quiet_since >= HEARTBEAT_S:
+                yield ": keep-alive\n\n"
+                quiet_since = now
+            sub.clear()  # before reading: a change after the read wakes the wait below
+            events = await to_thread.run_sync(runs.store.events, run_id, after, owner)
+            if not events:
+                # Woken by this process's engine; the timeout catches other processes' writes.
+                await sub.wait(POLL_S)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunOut, responses=RUN_PROBLEMS)
+def cancel_run(run_id: RunIdPath, principal: Runner, runs: RunsDep) -> RunOut:
+    """Cancel a run: a queued one ends at once; a running one's worker is stopped."""
+    return _out(runs.cancel(run_id, principal.publisher_id))

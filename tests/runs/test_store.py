@@ -1,0 +1,165 @@
+"""RunStore against a real SQLite database, time driven by hand: leases, retries, at-most-once
+result writes, cancel, idempotency."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from registry import Registry
+from runs.errors import IdempotencyConflict, QuotaExceeded, RunNotFound
+from runs.schemas import NewRun, Outcome
+from runs.settings import RunSettings
+from runs.store import RunStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.moment = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, seconds: float) -> None:
+        self.moment += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    return Registry.open(tmp_path)
+
+
+def make_store(registry: Registry, clock: Clock, **settings: object) -> RunStore:
+    return RunStore(registry.engine, RunSettings(**settings), now=clock)  # type: ignore[arg-type]
+
+
+def account(registry: Registry, name: str = "acme") -> int:
+    publisher, _ = registry.register_publisher(name, name, None)
+    return publisher.id
+
+
+def new(text: str = "hi", key: str | None = None) -> NewRun:
+    return NewRun("documentaliste", "documentaliste", "1.0.0", {"text": text}, 5.0, key)
+
+
+def test_an_expired_lease_requeues_then_fails_after_max_attempts(
+    registry: Registry, clock: Clock
+) -> None:
+    store = make_store(registry, clock, lease_s=10, max_attempts=2)
+    run, _ = store.create(account(registry), new())
+    first = store.claim(run.id, "worker-a")
+    assert first is not None and first.attempt == 1
+    assert store.claim(run.id, "worker-b") is None  # running: nobody else gets it
+    clock.advance(9)
+    assert store.expire_leases() == []
+    assert store.heartbeat(first) == "ok"  # renewed for 10 s more
+    clock.advance(11)
+    assert store.expire_leases() == [run.id]
+    assert store.get(run.id).status == "queued"
+    # The lost worker comes back with a result: too late, nothing is written.
+    assert store.finish(first, Outcome("succeeded", result={"late": True})) is False
+    assert store.heartbeat(first) == "lost"
+
+    second = store.claim(run.id, "worker-b")
+    assert second is not None and second.attempt == 2
+    clock.advance(11)
+    assert store.expire_leases() == []
+    final = store.get(run.id)
+    assert (final.status, final.error.code if final.error else None) == ("failed", "worker_lost")
+    assert "2 attempts" in final.error.message if final.error else False
+    kinds = [e.kind for e in store.events(run.id)]
+    assert kinds == ["queued", "running", "requeued", "running", "failed"]
+
+
+def test_an_outcome_is_written_once(registry: Registry, clock: Clock) -> None:
+    store = make_store(registry, clock)
+    run, _ = store.create(account(registry), new())
+    claim = store.claim(run.id, "w")
+    assert claim is not None
+    assert store.finish(claim, Outcome("succeeded", result={"n": 1}, version="1.0.0")) is True
+    assert store.finish(claim, Outcome("failed")) is False  # a second delivery
+    done = store.get(run.id)
+    assert (done.status, done.result, done.version) == ("succeeded", {"n": 1}, "1.0.0")
+    assert store.cancel(run.id).status == "succeeded"  # final states never change
+
+
+def test_cancel_queued_at_once_and_running_by_request(registry: Registry, clock: Clock) -> None:
+    store = make_store(registry, clock)
+    owner = account(registry)
+    queued, _ = store.create(owner, new("a"))
+    assert store.cancel(queued.id, owner).status == "cancelled"
+    assert store.claim(queued.id, "w") is None
+    running, _ = store.create(owner, new("b"))
+    claim = store.claim(running.id, "w")
+    assert claim is not None
+    asked = store.cancel(running.id, owner)
+    assert (asked.status, asked.cancel_requested) == ("running", True)
+    assert store.heartbeat(claim) == "cancel"
+    # Its worker died before acting on it: the expiry ends it cancelled, not requeued.
+    clock.advance(store.settings.lease_s + 1)
+    assert store.expire_leases() == []
+    assert store.get(running.id).status == "cancelled"
+
+
+def test_a_run_is_visible_to_its_account_only(registry: Registry, clock: Clock) -> None:
+    store = make_store(registry, clock)
+    alice, bob = account(registry, "alice"), account(registry, "bob")
+    run, _ = store.create(alice, new())
+    assert store.get(run.id, alice).id == run.id
+    for call in (store.get, store.cancel, lambda i, o: store.events(i, publisher_id=o)):
+        with pytest.raises(RunNotFound):
+            call(run.id, bob)
+    assert store.list_runs(bob).total == 0
+
+
+def test_idempotency_keys_are_per_account(registry: Registry, clock: Clock) -> None:
+    store = make_store(registry, clock)
+    alice, bob = account(registry, "alice"), account(registry, "bob")
+    first, created = store.create(alice, new(key="k1"))
+    again, created_again = store.create(alice, new(key="k1"))
+    assert (created, created_again, again.id) == (True, False, first.id)
+    with pytest.raises(IdempotencyConflict) as refused:
+        store.create(alice, new("other", key="k1"))
+    assert refused.value.run_id == first.id
+    theirs, created_theirs = store.create(bob, new(key="k1"))
+    assert created_theirs and theirs.id != first.id
+
+
+def test_the_hourly_quota_says_when_to_come_back(registry: Registry, clock: Clock) -> None:
+    store = make_store(registry, clock, max_per_hour=2, max_concurrent=0)
+    owner = account(registry)
+    store.create(owner, new("a"))
+    clock.advance(600)
+    store.create(owner, new("b"))
+    with pytest.raises(QuotaExceeded) as refused:
+        store.create(owner, new("c"))
+    assert refused.value.kind == "hourly"
+    assert refused.value.retry_after == pytest.approx(3000)
+    clock.advance(3001)
+    assert store.create(owner, new("c"))[1] is True
+
+
+def test_everything_running_is_given_back_when_the_server_is_known_dead(
+    registry: Registry, clock: Clock
+) -> None:
+    store = make_store(registry, clock)
+    run, _ = store.create(account(registry), new())
+    assert store.claim(run.id, "dead-server") is not None
+    assert store.expire_leases() == []  # the lease is still valid...
+    assert store.expire_leases(everything=True) == [run.id]  # ...but its holder is gone
+    assert store.queued() == [run.id]
+
+
+def test_non_finite_input_is_refused(registry: Registry, clock: Clock) -> None:
+    from core.errors import AgentInputError
+
+    store = make_store(registry, clock)
+    with pytest.raises(AgentInputError, match="finite"):
+        store.create(account(registry), NewRun("a", "a", None, {"x": float("nan")}, 1.0))
