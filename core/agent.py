@@ -20,7 +20,7 @@ from typing import Any
 import pluggy
 
 from core.errors import AgentInputError, NoImplementation, OrchestrationTooDeep, PluginError
-from core.template import AgentTemplate
+from core.resolved import ResolvedTemplate
 
 # A per-process prefix plus a counter: unique, sortable and far cheaper than uuid4().
 _PREFIX = f"agt-{os.getpid():x}-{os.urandom(3).hex()}-"
@@ -40,7 +40,7 @@ class Agent:
 
     def __init__(
         self,
-        template: AgentTemplate,
+        template: ResolvedTemplate,
         config: dict[str, Any],
         implementation: str,
         hook: pluggy.HookRelay,

@@ -26,11 +26,13 @@ from core.config import FactorySettings
 from core.errors import AgentInputError, NoImplementation, PluginError
 from core.manager import ManagerMetrics, TemplateManager
 from core.plugins import implementations, make_plugin_manager, register
-from core.template import AgentTemplate
+from core.resolved import ResolvedTemplate
 from core.timing import DurationHistogram, DurationSnapshot
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
+
+    from core.template_cache import TemplateDiskCache
 
 AgentSpec = tuple[str, dict[str, Any] | None]
 
@@ -59,7 +61,10 @@ class AgentFactory:
         *,
         include_builtin_templates: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        disk_cache: TemplateDiskCache | None = None,
     ) -> None:
+        """`disk_cache` is for processes that create an agent or two and exit (see
+        `core.template_cache`); a long-running factory gains nothing from it."""
         self.settings = settings or FactorySettings()
         self.plugin_manager = plugin_manager or make_plugin_manager()
         self._hook = self.plugin_manager.hook
@@ -73,6 +78,7 @@ class AgentFactory:
             self.plugin_manager,
             include_builtin=include_builtin_templates,
             clock=clock,
+            disk_cache=disk_cache,
         )
 
     # ----------------------------------------------------------------- creating
@@ -107,7 +113,7 @@ class AgentFactory:
     def bulk_create(self, specs: Iterable[AgentSpec]) -> list[Agent]:
         """One agent per `(template_name, config)`; every agent of a template in this call shares
         the same resolved template, even if a reload happens meanwhile."""
-        resolved: dict[str, AgentTemplate] = {}
+        resolved: dict[str, ResolvedTemplate] = {}
         agents = []
         for name, config in specs:
             start = perf_counter()
@@ -119,7 +125,7 @@ class AgentFactory:
 
     def _build(
         self,
-        template: AgentTemplate,
+        template: ResolvedTemplate,
         config: dict[str, Any] | None,
         start: float,
         depth: int = 0,

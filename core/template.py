@@ -3,7 +3,8 @@
 `AgentTemplate` is both the shape of one template document (as written in a file, possibly partial
 because it `extends` a parent) and the shape of a resolved template (after inheritance). The JSON
 Schema printed by `agentfactory templates schema` is generated from this model, so the schema and
-the validator can never disagree.
+the validator can never disagree. What the manager serves once a template is resolved is a
+`core.resolved.ResolvedTemplate` (`as_resolved()`), a plain record that needs no pydantic.
 
 Invariants:
 - instances are frozen: a resolved template is shared by every agent built from it and by every
@@ -23,6 +24,7 @@ from typing import Annotated, Any
 from packaging.version import InvalidVersion, Version
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.resolved import ResolvedTemplate
 from core.workflow import IMPLEMENTATION as WORKFLOW_IMPLEMENTATION
 from core.workflow import Workflow
 
@@ -119,7 +121,6 @@ class AgentTemplate(BaseModel):
     def _valid_parent(cls, value: str | None) -> str | None:
         return None if value is None else check_name(value)
 
-
     @model_validator(mode="before")
     @classmethod
     def _workflow_implementation(cls, data: Any) -> Any:
@@ -162,6 +163,11 @@ class AgentTemplate(BaseModel):
     def document(self) -> dict[str, Any]:
         """The JSON document of this template, as it would be written to a file."""
         return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+    def as_resolved(self) -> ResolvedTemplate:
+        """This template, once resolved (see `core.inheritance.resolve`), as the record the
+        manager serves to agents and plugins."""
+        return ResolvedTemplate.from_document(self.model_dump(mode="json", exclude={"remove"}))
 
 
 def template_json_schema() -> dict[str, Any]:
