@@ -1,5 +1,7 @@
 """`agentfactory run TEMPLATE --input FILE|-`: run one agent on one input and print JSON.
 
+`--remote` hands the run to the marketplace server instead (`cli.runs`, imported only then).
+
 Input rules: a file holding a JSON object is the task itself; any other content (Markdown,
 source code, a spec, a JSON array...) becomes `{"text": <content>}`. `--config` takes a JSON object
 passed to the agent as its config. Every failure is an `AgentFactoryError` (one line, exit 1).
@@ -103,8 +105,32 @@ def _missing_package(name: str) -> bool:
     "--input", "input_path", required=True, metavar="FILE|-", help="Input file, or - for stdin."
 )
 @click.option("--config", "config_json", metavar="JSON", help="Agent config as a JSON object.")
-def run(template: str, input_path: str, config_json: str | None) -> None:
-    """Run an agent built from TEMPLATE on an input and print the result as JSON."""
+@click.option("--remote", is_flag=True,
+              help="Run on the marketplace server (a queued run, followed until it ends).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
+              default=None, metavar="SECONDS", help="With --remote: the run's wall-clock limit.")
+@click.option("--json", "as_json", is_flag=True, help="With --remote: print the whole run record.")
+@click.option("--url", default=None, metavar="URL", help="With --remote: the marketplace URL.")
+@click.option("--token", default=None, metavar="TOKEN", help="With --remote: an API token.")
+def run(
+    template: str, input_path: str, config_json: str | None, remote: bool,
+    timeout_s: float | None, as_json: bool, url: str | None, token: str | None,
+) -> None:
+    """Run an agent built from TEMPLATE on an input and print the result as JSON.
+
+    With --remote, the marketplace runs it (TEMPLATE may carry a version specifier, e.g.
+    'acme/echo>=1.2'): progress goes to stderr, the result to stdout.
+    """
+    if remote:
+        if config_json is not None:
+            raise AgentInputError("--config is not supported with --remote")
+        from cli.runs import remote_run  # the HTTP client only when it is needed
+
+        remote_run(template, read_task(input_path), url=url, token=token, as_json=as_json,
+                   timeout_s=timeout_s)
+        return
+    if as_json or timeout_s is not None or url or token:
+        raise AgentInputError("--json, --timeout, --url and --token go with --remote")
     from cli.commands import invocation_plugin_manager
     from core.config import FactorySettings
     from core.factory import AgentFactory

@@ -19,7 +19,7 @@ import base64
 import hashlib
 import ipaddress
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -44,6 +44,8 @@ from marketplace.client.records import (
     Registration,
     Release,
     Review,
+    Run,
+    RunEvent,
     TokenInfo,
 )
 
@@ -282,6 +284,74 @@ class MarketplaceClient(_Base):
     def rating(self, name: str) -> RatingSummary:
         r = self._call("GET", package_path(name) + "/rating")
         return RatingSummary.model_validate(r.json())
+
+    # -- runs ----------------------------------------------------------------------------------
+    def submit_run(self, agent: str, task: dict[str, Any], *, timeout_s: float | None = None,
+                   idempotency_key: str | None = None) -> Run:
+        payload: dict[str, Any] = {"agent": agent, "input": task}
+        if timeout_s is not None:
+            payload["timeout_s"] = timeout_s
+        if idempotency_key is not None:
+            payload["idempotency_key"] = idempotency_key
+        r = self._call("POST", "/runs", auth=True, action="running an agent", json=payload)
+        return Run.model_validate(r.json())
+
+    def run(self, run_id: str, *, wait: float = 0) -> Run:
+        """Run `run_id`; with `wait`, the server holds the answer until it is final (<= 60 s)."""
+        params = {"wait": wait} if wait else None
+        timeout = httpx.Timeout(30.0, connect=5.0, read=wait + 30.0) if wait else None
+        r = self._call("GET", f"/runs/{quote(run_id, safe='')}", auth=True, action="reading runs",
+                       params=params, **({"timeout": timeout} if timeout else {}))
+        return Run.model_validate(r.json())
+
+    def runs(self, *, status: str | None = None, agent: str | None = None, page: int = 1,
+             per_page: int = 20) -> Page[Run]:
+        params: dict[str, Any] = {"page": page, "per_page": per_page}
+        params.update({k: v for k, v in (("status", status), ("agent", agent)) if v})
+        r = self._call("GET", "/runs", auth=True, action="listing runs", params=params)
+        return Page[Run].model_validate(r.json())
+
+    def cancel_run(self, run_id: str) -> Run:
+        r = self._call("POST", f"/runs/{quote(run_id, safe='')}/cancel", auth=True,
+                       action="cancelling a run")
+        return Run.model_validate(r.json())
+
+    def run_events(self, run_id: str, after: int = 0) -> Iterator[RunEvent]:
+        """The run's events as they happen (Server-Sent Events), until it is final; resumes
+        after event number `after`."""
+        headers = self._headers(True, "following a run")
+        if after:
+            headers["Last-Event-ID"] = str(after)
+        url = f"{API}/runs/{quote(run_id, safe='')}/events"
+        timeout = httpx.Timeout(30.0, connect=5.0, read=60.0)  # a comment comes every 15 s
+        try:
+            with self._http.stream("GET", url, headers=headers, timeout=timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    check(response)
+                yield from _server_sent_events(response.iter_lines())
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(self.base_url, str(exc) or type(exc).__name__) from None
+
+
+def _server_sent_events(lines: Iterator[str]) -> Iterator[RunEvent]:
+    """Events of a `text/event-stream` (comments skipped; `data` parsed as JSON)."""
+    import json
+
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if "event" in fields and fields.get("id", "").isdigit():
+                try:
+                    data = json.loads(fields.get("data", "{}"))
+                except ValueError:
+                    data = {}
+                yield RunEvent(id=int(fields["id"]), kind=fields["event"],
+                               data=data if isinstance(data, dict) else {})
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
 
 
 def _collect(name: str, version: str, response: httpx.Response, chunks: Any, max_bytes: int,

@@ -124,6 +124,47 @@ class Page(Record, Generic[T]):
     per_page: int = 20
 
 
+class RunError(Record):
+    code: str
+    message: str = ""
+    detail: dict[str, Any] | None = None
+
+
+class RunUsage(Record):
+    duration_ms: float | None = None
+    fuel_used: int | None = None
+    memory_peak_bytes: int | None = None
+
+
+class Run(Record):
+    """A run on the marketplace (`/api/v1/runs`): its state, then its result or typed error."""
+
+    id: str
+    status: str
+    agent: str
+    agent_name: str = ""
+    version: str | None = None
+    result: dict[str, Any] | None = None
+    error: RunError | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    usage: RunUsage = Field(default_factory=RunUsage)
+    attempt: int = 0
+
+    @property
+    def final(self) -> bool:
+        return self.status not in ("queued", "running")
+
+
+class RunEvent(Record):
+    """One Server-Sent Event of a run's progress."""
+
+    id: int
+    kind: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class Download(Record):
     """A downloaded archive with what the server claimed and what the client measured."""
 
