@@ -7,6 +7,12 @@ token that registers it); every later key needs a rotation statement signed by o
 publisher's current (unrevoked) keys. A revoked key verifies no new upload, but releases it
 signed keep its key id, and the key row is kept so they can still be checked.
 
+Web sessions: signing in with a token opens a server-side session whose random 256-bit id goes
+to the browser and whose sha256 alone is stored (like tokens). A session is valid until its
+expiry, its deletion (sign-out) or its token's revocation, whichever comes first; expired rows
+are swept when a session is opened, and an account keeps at most `MAX_WEB_SESSIONS` (opening
+one more drops its oldest), so sign-ins cannot grow the table without bound.
+
 Namespaces are first come, first served. A namespace one edit away from a namespace another
 publisher holds is refused at claim (`names.check_namespace_lookalike`): impersonation is
 stopped there, so the holder of a namespace can always publish in it.
@@ -16,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -32,17 +39,25 @@ from registry.errors import (
     RevokedKey,
     UnknownKey,
 )
-from registry.models import ApiToken, Namespace, Publisher, SigningKeyRecord, utcnow
+from registry.models import ApiToken, Namespace, Publisher, SigningKeyRecord, WebSession, utcnow
 from registry.names import (
     NAME_PART_RULE,
     check_namespace_lookalike,
     normalize_part,
     validate_namespace,
 )
-from registry.schemas import SCOPES, KeyPublic, Principal, PublisherPublic, TokenPublic
+from registry.schemas import (
+    SCOPES,
+    KeyPublic,
+    Principal,
+    PublisherPublic,
+    TokenPublic,
+    WebSessionPublic,
+)
 from registry.signing import key_id_for, load_public, verify_rotation
 
 TOKEN_PREFIX = "afr_"
+MAX_WEB_SESSIONS = 20
 
 
 def hash_token(token: str) -> str:
@@ -167,6 +182,10 @@ def authenticate(session: Session, token: str) -> Principal:
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
     if row is None or row.revoked_at is not None:
         raise AuthenticationError()
+    return _principal(session, row)
+
+
+def _principal(session: Session, row: ApiToken) -> Principal:
     publisher = session.get(Publisher, row.publisher_id)
     assert publisher is not None
     namespaces = session.exec(
@@ -176,6 +195,60 @@ def authenticate(session: Session, token: str) -> Principal:
         publisher_id=row.publisher_id, name=publisher.name, namespaces=frozenset(namespaces),
         scopes=frozenset(row.scopes.split()), token_id=row.token_id,
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    """`moment` as an aware UTC datetime (SQLite hands back naive UTC, PostgreSQL aware)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def open_web_session(
+    session: Session, token: str, ttl: timedelta, now: datetime
+) -> tuple[str, WebSessionPublic]:
+    """A new session for `token`'s holder: its plaintext id (returned once) and its record."""
+    principal = authenticate(session, token)
+    stamp = _utc(now)
+    session.execute(delete(WebSession).where(col(WebSession.expires_at) <= stamp))
+    kept = session.exec(
+        select(WebSession.id)
+        .where(WebSession.publisher_id == principal.publisher_id)
+        .order_by(col(WebSession.created_at).desc(), col(WebSession.id).desc())
+        .limit(MAX_WEB_SESSIONS - 1)
+    ).all()
+    session.execute(
+        delete(WebSession).where(
+            col(WebSession.publisher_id) == principal.publisher_id,
+            col(WebSession.id).not_in(kept),
+        )
+    )
+    session_id = secrets.token_urlsafe(32)  # 256 bits
+    row = WebSession(
+        id_hash=hash_token(session_id), publisher_id=principal.publisher_id,
+        token_id=principal.token_id, csrf_secret=secrets.token_urlsafe(32),
+        created_at=stamp, expires_at=stamp + ttl,
+    )
+    session.add(row)
+    session.flush()
+    return session_id, WebSessionPublic(principal, row.csrf_secret, stamp + ttl)
+
+
+def web_session(session: Session, session_id: str, now: datetime) -> WebSessionPublic | None:
+    """The live session with this id; None when unknown, signed out, expired or its token
+    revoked."""
+    row = session.exec(
+        select(WebSession).where(WebSession.id_hash == hash_token(session_id))
+    ).first()
+    if row is None or _utc(row.expires_at) <= _utc(now):
+        return None
+    token = session.exec(select(ApiToken).where(ApiToken.token_id == row.token_id)).first()
+    if token is None or token.revoked_at is not None:
+        return None
+    return WebSessionPublic(_principal(session, token), row.csrf_secret, _utc(row.expires_at))
+
+
+def close_web_session(session: Session, session_id: str) -> None:
+    """Sign out: the session's row is deleted, so its id is worthless from now on."""
+    session.execute(delete(WebSession).where(col(WebSession.id_hash) == hash_token(session_id)))
 
 
 def key_public(record: SigningKeyRecord, publisher: str) -> KeyPublic:

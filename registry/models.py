@@ -53,6 +53,23 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
+class WebSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random 256-bit id; only its sha256 is stored, so a
+    database leak signs nobody in. The session acts with the token it was opened with (its
+    scopes; revoking the token ends it) and ends at `expires_at` or at sign-out (row deleted)."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (CheckConstraint("length(id_hash) = 64", name="web_session_id_hash_len"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    id_hash: str = Field(unique=True, index=True, max_length=64)
+    publisher_id: int = Field(foreign_key="publisher.id", index=True)
+    token_id: str = Field(foreign_key="api_token.token_id", max_length=32)
+    csrf_secret: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+
+
 class SigningKeyRecord(SQLModel, table=True):
     __tablename__ = "signing_key"
 

@@ -25,6 +25,16 @@ class Principal:
     token_id: str
 
 
+@dataclass(frozen=True)
+class WebSessionPublic:
+    """A signed-in browser's server-side session: who it acts as (the principal of the token it
+    was opened with), the secret its forms must echo, and when it ends."""
+
+    principal: Principal
+    csrf_secret: str
+    expires_at: datetime
+
+
 class _Public(BaseModel):
     model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
 

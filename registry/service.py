@@ -8,7 +8,7 @@ returns public records from `registry.schemas`, never ORM rows.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ from registry.schemas import (
     ReviewPublic,
     SearchPage,
     TokenPublic,
+    WebSessionPublic,
     split_list,
 )
 
@@ -126,6 +127,21 @@ class Registry:
     def authenticate(self, token: str) -> Principal:
         with read_session(self.engine) as s:
             return accounts.authenticate(s, token)
+
+    def open_web_session(
+        self, token: str, ttl: timedelta, now: datetime | None = None
+    ) -> tuple[str, WebSessionPublic]:
+        """Sign a browser in with `token`: the new session's id (shown once) and record."""
+        with write_session(self.engine) as s:
+            return accounts.open_web_session(s, token, ttl, now or datetime.now(UTC))
+
+    def web_session(self, session_id: str, now: datetime | None = None) -> WebSessionPublic | None:
+        with read_session(self.engine) as s:
+            return accounts.web_session(s, session_id, now or datetime.now(UTC))
+
+    def close_web_session(self, session_id: str) -> None:
+        with write_session(self.engine) as s:
+            accounts.close_web_session(s, session_id)
 
     def publisher(self, name: str) -> PublisherPublic:
         with read_session(self.engine) as s:
