@@ -13,6 +13,15 @@ no evidence, so it must not borrow the prior's score and outrank a real 5), the 
 the Bayesian average `(C*m + sum) / (C + n)`: the prior m is the mean of all ratings in the
 registry, weighted as C votes (`prior_weight`, 5 by default); `DEFAULT_MEAN` stands in for m
 only while nobody has rated anything, when it cannot change the order.
+
+Bounds: no query can make the database work for long. A query is at most `MAX_QUERY_CHARS`
+characters and `MAX_QUERY_WORDS` distinct words (more is an `InvalidQuery`, which quotes only
+the start of the value); only runs of letters, digits and `_` reach the database, each quoted
+as one FTS5 string or turned into a tsquery of letters and digits, so no FTS5 or tsquery syntax
+(`NEAR`, `OR`, `*`, `^`, quotes, columns) from the user is ever read as an operator; LIKE
+patterns (the capability and tool filters, and the fallback without FTS5) escape `%`, `_` and
+the escape character, so user text never becomes a wildcard, and filters are at most
+`MAX_FILTER_CHARS` long.
 """
 
 from __future__ import annotations
@@ -46,6 +55,9 @@ Sort = Literal["relevance", "rating", "downloads", "recent"]
 SORTS: tuple[str, ...] = ("relevance", "rating", "downloads", "recent")
 DEFAULT_MEAN = 3.0
 MAX_PER_PAGE = 100
+MAX_QUERY_CHARS = 256
+MAX_QUERY_WORDS = 16
+MAX_FILTER_CHARS = 64  # a capability or tool name (`ManifestLimits.capability_chars`)
 _FTS = table("package_fts", column("rowid"))
 
 
@@ -61,8 +73,32 @@ def bayesian(stars_sum: int, count: int, mean: float, weight: float) -> float:
     return (weight * mean + stars_sum) / (weight + count)
 
 
+def _shown(value: str, most: int = 40) -> str:
+    return value if len(value) <= most else value[: most - 1] + "…"
+
+
 def _words(query: str) -> list[str]:
-    return re.findall(r"\w+", query.lower())
+    """The query's distinct words, in order, within the bounds above."""
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidQuery("q", _shown(query), f"at most {MAX_QUERY_CHARS} characters, "
+                           f"got {len(query)}")
+    words = list(dict.fromkeys(re.findall(r"\w+", query.lower())))
+    if len(words) > MAX_QUERY_WORDS:
+        raise InvalidQuery("q", _shown(query), f"at most {MAX_QUERY_WORDS} distinct words, "
+                           f"got {len(words)}")
+    return words
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filter(field: str, value: str) -> str:
+    """The LIKE pattern of a `|`-separated list field holding exactly `value`."""
+    if len(value) > MAX_FILTER_CHARS:
+        raise InvalidQuery(field, _shown(value), f"at most {MAX_FILTER_CHARS} characters, "
+                           f"got {len(value)}")
+    return f"%|{_like_escaped(value)}|%"
 
 
 def _summary(row: Any, mean: float, weight: float) -> PackageSummary:
@@ -91,9 +127,9 @@ def search(
     mean = global_mean(session)
     filters: list[ColumnElement[bool]] = []
     if capability:
-        filters.append(col(Package.capabilities).like(f"%|{capability}|%"))
+        filters.append(col(Package.capabilities).like(_filter("capability", capability), "\\"))
     if tool:
-        filters.append(col(Package.tools).like(f"%|{tool}|%"))
+        filters.append(col(Package.tools).like(_filter("tool", tool), "\\"))
     if publisher:
         filters.append(col(Publisher.normalized_name) == normalize_part(publisher))
     rank: Any = None
@@ -129,9 +165,10 @@ def search(
             func.lower(Package.keywords), func.lower(Package.capabilities),
             func.lower(Package.template_names),
         ]
-        filters.extend(or_(*[f.like(f"%{w}%") for f in fields]) for w in words)
+        patterns = [f"%{_like_escaped(w)}%" for w in words]
+        filters.extend(or_(*[f.like(p, "\\") for f in fields]) for p in patterns)
         rank = case(
-            (and_(*[col(Package.normalized_name).like(f"%{w}%") for w in words]), literal(0)),
+            (and_(*[col(Package.normalized_name).like(p, "\\") for p in patterns]), literal(0)),
             else_=literal(1),
         )
     if filters:
