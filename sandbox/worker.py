@@ -20,7 +20,9 @@ fails; it runs in its own session and ignores SIGINT (the parent decides); it ex
 parent goes away, even mid-task: a watchdog thread blocks on a lifeline pipe whose only writer
 is the parent, and its EOF ends the process (`PR_SET_PDEATHSIG` is not used: it fires when the
 *thread* that started the worker exits, and pool threads come and go). `decode_step` treats every
-message as untrusted and raises only `WireError`.
+message as untrusted and raises only `WireError`. A worker runs at a lower CPU priority
+(`WORKER_NICE`): a guest spinning as hard as it can gets the cores only when the server that
+started it (its health checks, its reads) does not want them.
 """
 
 from __future__ import annotations
@@ -129,9 +131,14 @@ BOOT = (
 the parent's `sys.path`, so a stray `json.py` where the user stands is never imported."""
 
 
+WORKER_NICE = 10
+
+
 def serve(conn: Connection, lifeline: Connection, component_path: str) -> None:
     """The worker's main loop: load the runner, say READY, serve requests until EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):  # a priority that cannot be lowered is no reason to fail
+        os.nice(WORKER_NICE)
     threading.Thread(target=_watch_parent, args=(lifeline,), name="lifeline", daemon=True).start()
     try:
         engine = Engine(component_path)
