@@ -89,13 +89,14 @@ def make_world(tmp_path: Path) -> Iterator[Callable[[], World]]:
 
     from marketplace.server.app import create_app
     from marketplace.server.settings import RateLimit, ServerSettings
+    from runs.settings import RunSettings
 
     clients: list[Any] = []
 
     def make() -> World:
         home = tmp_path / f"world{len(clients)}"
         settings = ServerSettings(home=home, bootstrap=False, publish_rate=RateLimit(0, 0.0),
-                                  review_rate=RateLimit(0, 0.0))
+                                  review_rate=RateLimit(0, 0.0), runs=RunSettings(workers=1))
         client = TestClient(create_app(settings))
         client.__enter__()
         clients.append(client)
@@ -116,6 +117,13 @@ def make_world(tmp_path: Path) -> Iterator[Callable[[], World]]:
             "signed_by": world.keys["alice"].key_id})
         assert added.status_code == 201, added.text
         world.ids["alice:spare_key"] = spare.key_id
+        # A finished run of alice's, for the cancel row (finished: nothing changes meanwhile).
+        run = world.call("alice", _run_request(world))
+        assert run.status_code == 202, run.text
+        world.ids["run"] = run.json()["id"]
+        done = world.client.get(f"/api/v1/runs/{world.ids['run']}", params={"wait": 60},
+                                headers=world.auth("alice"))
+        assert done.json()["status"] == "succeeded", done.text
         return world
 
     yield make
@@ -130,6 +138,10 @@ def _new_key_request(world: World) -> Request:
         "public_key": base64.b64encode(key.public_bytes).decode(),
         "rotation_signature": base64.b64encode(rotation).decode(),
         "signed_by": world.keys["alice"].key_id}}
+
+
+def _run_request(world: World) -> Request:
+    return "POST", "/api/v1/runs", {"json": {"agent": "documentaliste", "input": {"text": "hi"}}}
 
 
 @dataclass(frozen=True)
@@ -170,6 +182,9 @@ ROWS: dict[str, Row] = {
     "POST /api/v1/reviews/{review_id}/flag": Row("bob", "review", lambda w: (
         "POST", f"/api/v1/reviews/{w.ids['review']}/flag", {"json": {"reason": "spam"}}),
         others_may=True),
+    "POST /api/v1/runs": Row("alice", "run", _run_request, others_may=True),  # one's own run
+    "POST /api/v1/runs/{run_id}/cancel": Row("alice", "run", lambda w: (
+        "POST", f"/api/v1/runs/{w.ids['run']}/cancel", {})),
 }
 
 
@@ -200,7 +215,7 @@ def _callers(row: Row) -> list[tuple[str, str | None, set[int]]]:
         callers.append(("wrong scope", f"{row.rightful}:{wrong}", {403}))
     if not row.others_may:
         callers.append(("other publisher", "mallory", {403, 404}))
-    callers.append(("rightful caller", row.rightful, {200, 201, 204}))
+    callers.append(("rightful caller", row.rightful, {200, 201, 202, 204}))
     return callers
 
 
