@@ -11,8 +11,9 @@ Look-alikes are decided by who holds the namespace, never by a signal a stranger
 (downloads): a namespace's holder may publish any well-formed, unreserved name in it, and
 nothing published elsewhere can stop them. Impersonation is refused where it starts, when a
 namespace is claimed: a namespace within one edit (Damerau-Levenshtein) of a namespace another
-publisher already holds is refused (`check_namespace_lookalike`). Inside a namespace, a new
-package that normalizes like an existing one but is spelled differently is refused too.
+publisher already holds is refused (`check_namespace_lookalike`), unless the two differ only in
+their numbers (`team1`, `team2`). Inside a namespace, a new package that normalizes like an
+existing one but is spelled differently is refused too.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ NAME_PART_MAX_LENGTH = 64
 NAME_PART_RULE = "1-64 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
 _PART = re.compile(NAME_PART_PATTERN)  # always used with fullmatch
 _SEPARATORS = re.compile(r"[-_.]+")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def normalize_part(part: str) -> str:
@@ -107,5 +109,16 @@ def check_namespace_lookalike(namespace: str, held: Iterable[str], min_length: i
     if len(normalized) < min_length:
         return
     for other in held:
-        if len(other) >= min_length and edit_distance_at_most_one(normalized, other):
+        if (
+            len(other) >= min_length
+            and edit_distance_at_most_one(normalized, other)
+            and not numbered_siblings(normalized, other)
+        ):
             raise LookalikeName(namespace, other, what="namespace")
+
+
+def numbered_siblings(a: str, b: str) -> bool:
+    """True when `a` and `b` differ only in their numbers (`team1`, `team2`, `team10`): a number
+    names another thing, it does not imitate one. `acme` and `acme1` (a number added) or `c0de`
+    and `code` (a digit for a letter) are not siblings."""
+    return a != b and _DIGITS.sub("#", a) == _DIGITS.sub("#", b)

@@ -108,6 +108,11 @@ def test_lookalikes() -> None:
     check_namespace_lookalike("acne", ["zeta"], 4)
     check_namespace_lookalike("ai", ["al"], 4)  # too short to compare
     check_namespace_lookalike("acmecorp", ["acme"], 4)  # four edits away
+    for sibling, held in (("team2", "team1"), ("client10", "client1"), ("v2-tools", "v3-tools")):
+        check_namespace_lookalike(sibling, [held], 4)  # numbered siblings
+    for lookalike, held in (("acme1", "acme"), ("c0de", "code"), ("acme", "acm3")):
+        with pytest.raises(LookalikeName):
+            check_namespace_lookalike(lookalike, [held], 4)
 
 
 def test_release_signature_binds_digest_name_and_version() -> None:
