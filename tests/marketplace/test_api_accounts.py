@@ -100,4 +100,5 @@ def test_key_rotation_listing_and_revocation(api: Any, acme: Actor) -> None:
     listed = {k["key_id"]: k["revoked"] for k in api.get("/api/v1/publishers/acme/keys").json()}
     assert listed == {acme.key.key_id: True, new.key_id: False}
     bad = api.post("/api/v1/keys", json={"public_key": b64(b"short")}, headers=acme.auth)
-    assert bad.status_code == 400 and bad.json()["code"] == "InvalidKey"
+    assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("public_key: a public key is 32 raw Ed25519 bytes")

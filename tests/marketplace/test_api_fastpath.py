@@ -52,5 +52,5 @@ def test_other_paths_methods_and_bad_names_go_to_the_application(
     assert api.get(f"{DETAIL}/versions").json()[0]["version"] == "1.0.0"
     assert api.post(DETAIL).status_code == 405
     hostile = api.get("/api/v1/packages/%25%25%25/x")
-    assert hostile.status_code == 400 and hostile.json()["code"] == "InvalidName"
+    assert hostile.status_code == 422 and hostile.json()["detail"].startswith("namespace: ")
     assert api.get("/api/v1/packages/acme/unknown").json()["code"] == "NotFound"

@@ -173,4 +173,5 @@ def test_not_found_is_a_problem(api: Any) -> None:
     assert response.json()["type"].startswith("urn:agentfactory:problem:")
     assert api.get("/api/v1/packages/acme/nothing/resolve").status_code == 404
     bad = api.get("/api/v1/packages/acme/no thing")
-    assert bad.status_code == 400 and bad.json()["code"] == "InvalidName"
+    assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("name: a package name is 1-64 letters, digits")

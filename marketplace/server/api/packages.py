@@ -12,7 +12,6 @@ in `ResponseCache`; every write to a package invalidates its entries (see `api.c
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -23,6 +22,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from marketplace.server.api.deps import Publisher, PublishWriter, get_state
+from marketplace.server.api.fields import (
+    KEY_ID,
+    KEY_ID_PATTERN,
+    SIGNATURE_B64,
+    SIGNATURE_B64_PATTERN,
+    SORT,
+    SPECIFIER_SET,
+    NamePath,
+    NamespacePath,
+    VersionPath,
+)
 from marketplace.server.api.problems import WRITE_PROBLEMS
 from marketplace.server.api.schemas import ReleaseOut, YankRequest
 from registry.names import normalize_name
@@ -44,8 +54,12 @@ _UPLOAD_DOC: dict[str, Any] = {
                     "required": ["archive", "signature", "key_id"],
                     "properties": {
                         "archive": {"type": "string", "format": "binary"},
-                        "signature": {"type": "string", "description": "base64 Ed25519"},
-                        "key_id": {"type": "string"},
+                        "signature": {
+                            "type": "string",
+                            "pattern": f"^{SIGNATURE_B64_PATTERN}$",
+                            "description": "the Ed25519 signature, standard padded base64",
+                        },
+                        "key_id": {"type": "string", "pattern": f"^{KEY_ID_PATTERN}$"},
                     },
                 }
             }
@@ -65,16 +79,16 @@ async def _read_upload(request: Request) -> tuple[bytes, bytes, str]:
         if not isinstance(archive, UploadFile):
             raise _missing("archive", "an archive file is required")
         signature_b64 = form.get("signature")
-        if not isinstance(signature_b64, str) or not signature_b64.strip():
+        if not isinstance(signature_b64, str) or not signature_b64:
             raise _missing("signature", "a signature is required: unsigned uploads are refused")
+        if not SIGNATURE_B64.test(signature_b64):
+            raise _missing("signature", SIGNATURE_B64.message)
         key_id = form.get("key_id")
-        if not isinstance(key_id, str) or not key_id.strip():
+        if not isinstance(key_id, str) or not key_id:
             raise _missing("key_id", "the id of the signing key is required")
-        try:
-            signature = base64.b64decode(signature_b64.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise _missing("signature", "the signature must be base64") from None
-        return await archive.read(), signature, key_id.strip()
+        if not KEY_ID.test(key_id):
+            raise _missing("key_id", KEY_ID.message)
+        return await archive.read(), base64.b64decode(signature_b64), key_id
     finally:
         await form.close()
 
@@ -98,7 +112,7 @@ async def publish(request: Request, principal: PublishWriter) -> ReleaseOut:
 def search(
     request: Request,
     q: str = "",
-    sort: Annotated[str, Query(pattern="^(relevance|rating|downloads|recent)$")] = "relevance",
+    sort: Annotated[str, SORT, Query()] = "relevance",
     capability: str | None = None,
     tool: str | None = None,
     publisher: str | None = None,
@@ -137,20 +151,25 @@ def _encode(record: BaseModel | list[Any]) -> bytes:
 
 
 @router.get("/{namespace}/{name}", response_model=PackageDetail)
-async def detail(namespace: str, name: str, request: Request) -> Response:
+async def detail(namespace: NamespacePath, name: NamePath, request: Request) -> Response:
     registry = get_state(request).registry
     return await cached_json(request, "detail", f"{namespace}/{name}", registry.package)
 
 
 @router.get("/{namespace}/{name}/versions", response_model=list[ReleaseOut])
-async def versions(namespace: str, name: str, request: Request) -> Response:
+async def versions(namespace: NamespacePath, name: NamePath, request: Request) -> Response:
     registry = get_state(request).registry
     return await cached_json(request, "versions", f"{namespace}/{name}", registry.releases)
 
 
 @router.get("/{namespace}/{name}/resolve", response_model=ReleaseOut)
 def resolve(
-    namespace: str, name: str, request: Request, spec: str = "", prereleases: bool = False
+    namespace: NamespacePath,
+    name: NamePath,
+    request: Request,
+    spec: Annotated[str, SPECIFIER_SET, Query(description="PEP 440 specifiers, e.g. >=1.0,<2")]
+    = "",
+    prereleases: bool = False,
 ) -> ReleaseOut:
     release: ReleasePublic = get_state(request).registry.resolve(
         f"{namespace}/{name}", spec, prereleases=prereleases
@@ -164,7 +183,11 @@ def resolve(
     responses={200: {"content": {"application/zip": {}}, "description": "the archive bytes"}},
 )
 def download(
-    namespace: str, name: str, version: str, request: Request, install: bool = False
+    namespace: NamespacePath,
+    name: NamePath,
+    version: VersionPath,
+    request: Request,
+    install: bool = False,
 ) -> Response:
     state = get_state(request)
     release, data = state.registry.download(f"{namespace}/{name}", version)
@@ -187,9 +210,9 @@ def download(
     responses=WRITE_PROBLEMS,
 )
 def yank(
-    namespace: str,
-    name: str,
-    version: str,
+    namespace: NamespacePath,
+    name: NamePath,
+    version: VersionPath,
     body: YankRequest,
     principal: Publisher,
     request: Request,
@@ -202,7 +225,11 @@ def yank(
     responses=WRITE_PROBLEMS,
 )
 def unyank(
-    namespace: str, name: str, version: str, principal: Publisher, request: Request
+    namespace: NamespacePath,
+    name: NamePath,
+    version: VersionPath,
+    principal: Publisher,
+    request: Request,
 ) -> ReleaseOut:
     return _set_yank(request, principal, f"{namespace}/{name}", version, None)
 

@@ -5,8 +5,11 @@ values); `PROBLEMS` maps each class to a status and a title, looked up along the
 so a subclass inherits its parent's status unless listed itself. Every problem body has `type`,
 `title`, `status`, `detail` (the error's own one-line message), `instance` (the request path) and
 `code` (the error class name, which clients match on). Validation errors list their field paths
-under `errors`. An unexpected exception is logged with its traceback and answered as a bare 500:
-no internals leave the server.
+under `errors` (with the request location: `body.stars`, `query.page`) and say in `detail`
+`field: message` for each, in the field's own terms (`stars: must be 1 to 5`), never pydantic's
+internals. A `405` lists in `Allow` every method some route accepts at that path, and `OPTIONS`
+on any known path answers `204` with the same `Allow`. An unexpected exception is logged with its
+traceback and answered as a bare 500: no internals leave the server.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match, Mount
 
 from core import errors as core_errors
 from core.errors import AgentFactoryError
@@ -192,14 +197,43 @@ async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse
     return problem_response(status, body, headers)
 
 
+_LOCATIONS = frozenset({"body", "path", "query", "header", "cookie"})
+# Pydantic's wording where it would puzzle a user; every other message is pydantic's own, or
+# the field's rule (`api.fields`), which is already written for people.
+_MESSAGES = {
+    "missing": "required",
+    "extra_forbidden": "not a field of this request",
+    "json_invalid": "the body is not valid JSON",
+}
+
+
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _field(error: dict[str, Any]) -> str:
+    """The field as the user knows it: `body.stars` is `stars`; a whole body is `body`."""
+    parts = [str(part) for part in error.get("loc", ())]
+    if error.get("type") == "json_invalid":
+        return "body"
+    if len(parts) > 1 and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    return ".".join(parts) or "request"
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = str(error.get("type", ""))
+    if kind in _MESSAGES:
+        return _MESSAGES[kind]
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    return message[:1].lower() + message[1:]
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    fields = [{"path": _loc(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
-    detail = "; ".join(f"{f['path']}: {f['message']}" for f in fields) or "invalid request"
+    errors = list(exc.errors())
+    fields = [{"path": _loc(e.get("loc", ())), "message": _message(e)} for e in errors]
+    detail = "; ".join(f"{_field(e)}: {_message(e)}" for e in errors) or "invalid request"
     body = problem_body(
         422, "Validation failed", detail, "RequestValidationError", request.url.path, errors=fields
     )
@@ -214,14 +248,42 @@ _HTTP_CODES = {
 }
 
 
-async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app accepts at the request's path, found by asking each
+    route whether it would take the request with that method (so included routers, web pages
+    and prefixes count as routing sees them); `OPTIONS` too when any is, since the 405 handler
+    answers it. Empty when no route has this path."""
+    allowed = []
+    for method in _METHODS:
+        probe = dict(request.scope, method=method)
+        for route in request.app.router.routes:
+            if not isinstance(route, Mount) and route.matches(probe)[0] is Match.FULL:
+                allowed.append(method)
+                break
+    return [*allowed, "OPTIONS"] if allowed else []
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
     detail = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no such endpoint: {request.method} {request.url.path}"
+    if exc.status_code == 405:
+        # Starlette names only the first route at this path; the path may have several.
+        allowed = allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=headers)
+        allow = headers["Allow"]
+        detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allow}"
     code = _HTTP_CODES.get(exc.status_code, "HTTPError")
-    body = problem_body(exc.status_code, detail, detail, code, request.url.path)
-    return problem_response(exc.status_code, body, dict(exc.headers or {}))
+    title = "Method not allowed" if exc.status_code == 405 else detail
+    body = problem_body(exc.status_code, title, detail, code, request.url.path)
+    return problem_response(exc.status_code, body, headers)
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from marketplace.server.api.deps import CurrentPrincipal, get_state
+from marketplace.server.api.fields import PublisherPath, TokenIdPath
 from marketplace.server.api.problems import WRITE_PROBLEMS, problem_responses
 from marketplace.server.api.schemas import (
     PublisherCreate,
@@ -41,7 +42,7 @@ PUBLISHER_PACKAGES = 100
 
 
 @router.get("/publishers/{publisher}", response_model=PublisherOut)
-def publisher(publisher: str, request: Request) -> PublisherOut:
+def publisher(publisher: PublisherPath, request: Request) -> PublisherOut:
     registry = get_state(request).registry
     record = registry.publisher(publisher)
     packages = registry.search(publisher=record.name, sort="rating", per_page=PUBLISHER_PACKAGES)
@@ -58,6 +59,6 @@ def create_token(body: TokenCreate, principal: CurrentPrincipal, request: Reques
 
 
 @router.delete("/tokens/{token_id}", status_code=204, responses=WRITE_PROBLEMS)
-def revoke_token(token_id: str, principal: CurrentPrincipal, request: Request) -> Response:
+def revoke_token(token_id: TokenIdPath, principal: CurrentPrincipal, request: Request) -> Response:
     get_state(request).registry.revoke_token(principal, token_id)
     return Response(status_code=204)

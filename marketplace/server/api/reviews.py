@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from marketplace.server.api.deps import MarketState, ReviewWriter, get_state
+from marketplace.server.api.fields import NamePath, NamespacePath
 from marketplace.server.api.packages import MAX_PAGE, cached_json
 from marketplace.server.api.problems import WRITE_PROBLEMS
 from marketplace.server.api.schemas import FlagRequest, ReplyRequest, ReviewUpsert
@@ -27,8 +28,8 @@ ReviewId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 @router.get("/packages/{namespace}/{name}/reviews", response_model=ReviewPage)
 def list_reviews(
-    namespace: str,
-    name: str,
+    namespace: NamespacePath,
+    name: NamePath,
     request: Request,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -44,7 +45,11 @@ def list_reviews(
     responses=WRITE_PROBLEMS,
 )
 def put_review(
-    namespace: str, name: str, body: ReviewUpsert, principal: ReviewWriter, request: Request
+    namespace: NamespacePath,
+    name: NamePath,
+    body: ReviewUpsert,
+    principal: ReviewWriter,
+    request: Request,
 ) -> ReviewPublic:
     state = get_state(request)
     full = f"{namespace}/{name}"
@@ -58,7 +63,9 @@ def put_review(
 @router.delete(
     "/packages/{namespace}/{name}/reviews", status_code=204, responses=WRITE_PROBLEMS
 )
-def delete_review(namespace: str, name: str, principal: ReviewWriter, request: Request) -> Response:
+def delete_review(
+    namespace: NamespacePath, name: NamePath, principal: ReviewWriter, request: Request
+) -> Response:
     state = get_state(request)
     full = f"{namespace}/{name}"
     state.registry.delete_review(principal, full)
@@ -67,7 +74,7 @@ def delete_review(namespace: str, name: str, principal: ReviewWriter, request: R
 
 
 @router.get("/packages/{namespace}/{name}/rating", response_model=RatingSummary)
-async def rating(namespace: str, name: str, request: Request) -> Response:
+async def rating(namespace: NamespacePath, name: NamePath, request: Request) -> Response:
     registry = get_state(request).registry
     return await cached_json(request, "rating", f"{namespace}/{name}", registry.rating)
 

@@ -2,7 +2,8 @@
 
 Responses are the registry's own "Public" records wherever they fit the HTTP contract; the models
 here only add what the contract needs on top (a publisher's packages, a key's revocation flag).
-Bytes travel as base64 in JSON, both ways.
+Bytes travel as base64 in JSON, both ways. Every constraint on a request field is an
+`api.fields` rule, so the OpenAPI document declares exactly what the server enforces.
 """
 
 from __future__ import annotations
@@ -11,9 +12,22 @@ import base64
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from marketplace.server.api.fields import SPECIFIER_SET_PATTERN, matching
+from marketplace.server.api.fields import (
+    KEY_ID,
+    MAX_REVIEW_BODY,
+    MAX_REVIEW_TITLE,
+    NAMESPACE,
+    PUBLIC_KEY_B64,
+    PUBLISHER_NAME,
+    SCOPE,
+    SIGNATURE_B64,
+    SPECIFIER_SET_PATTERN,
+    STARS,
+    VERSION,
+    matching,
+)
 from registry.schemas import KeyPublic, PackageSummary, PublisherPublic, ReleasePublic
 from runs.schemas import RunPublic
 from runs.settings import MAX_TIMEOUT_S
@@ -30,8 +44,8 @@ class _Body(BaseModel):
 
 
 class PublisherCreate(_Body):
-    name: str = Field(min_length=1, max_length=64)
-    namespace: str | None = Field(default=None, min_length=1, max_length=64)
+    name: Annotated[str, PUBLISHER_NAME]
+    namespace: Annotated[str, NAMESPACE] | None = None
     email: str | None = Field(default=None, max_length=320)
 
 
@@ -47,7 +61,9 @@ class Registration(BaseModel):
 
 
 class TokenCreate(_Body):
-    scopes: list[str] = Field(default_factory=lambda: ["publish", "review"], min_length=1)
+    scopes: list[Annotated[str, SCOPE]] = Field(
+        default_factory=lambda: ["publish", "review"], min_length=1
+    )
 
 
 class TokenCreated(BaseModel):
@@ -57,9 +73,19 @@ class TokenCreated(BaseModel):
 
 
 class KeyCreate(_Body):
-    public_key: Base64Bytes
-    rotation_signature: Base64Bytes | None = None
-    signed_by: str | None = Field(default=None, max_length=32)
+    """A new key; after the first, with a rotation statement signed by a current key."""
+
+    public_key: Annotated[str, PUBLIC_KEY_B64]
+    rotation_signature: Annotated[str, SIGNATURE_B64] | None = None
+    signed_by: Annotated[str, KEY_ID] | None = None
+
+    def public_key_bytes(self) -> bytes:
+        return base64.b64decode(self.public_key)
+
+    def rotation_signature_bytes(self) -> bytes | None:
+        if self.rotation_signature is None:
+            return None
+        return base64.b64decode(self.rotation_signature)
 
 
 class KeyOut(BaseModel):
@@ -84,14 +110,16 @@ class YankRequest(_Body):
 
 
 class ReviewUpsert(_Body):
-    stars: int = Field(ge=1, le=5, description="1 to 5")
-    title: str = Field(default="", max_length=200)
-    body: str = Field(default="", max_length=10_000)
-    version: str | None = Field(default=None, max_length=64)
+    stars: Annotated[int, STARS] = Field(description="1 to 5")
+    title: str = Field(default="", max_length=MAX_REVIEW_TITLE)
+    body: str = Field(default="", max_length=MAX_REVIEW_BODY)
+    version: Annotated[str, VERSION] | None = Field(
+        default=None, description="The version reviewed, as published."
+    )
 
 
 class ReplyRequest(_Body):
-    text: str = Field(min_length=1, max_length=10_000)
+    text: str = Field(min_length=1, max_length=MAX_REVIEW_BODY)
 
 
 class FlagRequest(_Body):
