@@ -262,8 +262,10 @@ def _template_doc(manifest: Manifest, path: str, raw: bytes) -> dict[str, Any]:
         raise ManifestError(path, [("", "JSON nested too deeply")]) from None
     if not isinstance(doc, dict):
         raise ManifestError(path, [("", "a template must be a JSON object")])
-    # A package's templates run the package's own process() unless they say otherwise.
-    doc.setdefault("implementation", normalize_name(manifest.name))
+    # A package's templates run the package's own process() unless they say otherwise (a
+    # workflow is run by the factory's `workflow` implementation).
+    if "workflow" not in doc:
+        doc.setdefault("implementation", normalize_name(manifest.name))
     return doc
 
 
@@ -271,12 +273,11 @@ def validate_contents(manifest: Manifest, files: dict[str, bytes]) -> tuple[Agen
     """Check that the files the manifest names exist and that every template is valid.
 
     Package templates must be namespaced by the package's normalized namespace
-    (`acme/summarizer`), so two packages can never shadow each other's templates.
+    (`acme/summarizer`), so two packages can never shadow each other's templates. A package
+    whose templates are all workflows needs no entry file (and then declares no examples).
     """
     if not any(name in files for name in READMES):
         raise ManifestError(MANIFEST, [("", f"the package needs a README ({READMES[0]})")])
-    if manifest.entry_path not in files:
-        raise ManifestError(MANIFEST, [("entry", f"{manifest.entry_path!r} is not in the package")])
     for path, body in files.items():
         if path.endswith(".py"):
             try:
@@ -297,6 +298,15 @@ def validate_contents(manifest: Manifest, files: dict[str, bytes]) -> tuple[Agen
                 path, [("name", f"package templates must be named '{namespace}/<name>'")]
             )
         templates.append(template)
+    # Only a package of workflows may have no code: its steps run other packages' agents.
+    template_only = all(template.workflow is not None for template in templates)
+    if manifest.entry_path not in files and not template_only:
+        raise ManifestError(MANIFEST, [("entry", f"{manifest.entry_path!r} is not in the package")])
+    if manifest.entry_path not in files and manifest.examples:
+        raise ManifestError(MANIFEST, [(
+            "examples", "a package of workflows has no process() for the sandbox to vet: run "
+            "its steps' agents' examples in their own packages"
+        )])
     return tuple(templates)
 
 

@@ -58,6 +58,7 @@ from registry.models import Package as PackageRow
 from registry.names import check_lookalike, check_reserved, normalize_name
 from registry.schemas import Principal, ReleasePublic, join_list
 from registry.signing import verify_release
+from registry.workflows import check_workflows
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,12 @@ def step_parse(ctx: PublishContext) -> None:
 
 
 def step_validate(ctx: PublishContext) -> None:
-    """Files and templates the manifest names; their bounds and `extends` chains; denied
-    tools; the package check; reserved and look-alike names."""
+    """Files and templates the manifest names; their bounds and `extends` chains; the agents
+    their workflows run; denied tools; the package check; reserved and look-alike names."""
     manifest = ctx.need_manifest()
     templates = validate_contents(manifest, ctx.files)
     check_package_contents(manifest, ctx.files, templates, ctx.config.limits.manifest)
+    check_workflows(manifest, manifest.templates, templates)
     for path, template in zip(manifest.templates, templates, strict=True):
         refused = denied_tools(template.tools, ctx.config.allowed_tools)
         if refused:

@@ -131,7 +131,8 @@ class InstalledAgents:
             try:
                 package = load_installed_package(self.home, entry, revoked)
                 docs = [self._template_doc(package, path) for path in package.manifest.templates]
-                runners[key] = self._runner(package, entry)
+                if package.manifest.entry_path in package.files:  # workflows need no runner
+                    runners[key] = self._runner(package, entry)
             except (OSError, ValueError, AgentFactoryError) as exc:
                 failures[key] = exc
                 continue
@@ -145,7 +146,8 @@ class InstalledAgents:
         from registry.names import normalize_name
 
         doc: dict[str, Any] = json.loads(package.files[path])
-        doc.setdefault("implementation", normalize_name(package.manifest.name))
+        if "workflow" not in doc:  # a workflow is run by the factory's `workflow` plugin
+            doc.setdefault("implementation", normalize_name(package.manifest.name))
         return doc
 
     def _runner(self, package: Package, entry: LockEntry) -> Any:
