@@ -3,7 +3,9 @@
 `RunSettings.from_env` reads `AGENTFACTORY_RUN_*` variables (a bad value is a `SettingsError`
 naming the variable); nothing reads the environment afterwards. Defaults suit one machine: two
 worker processes, 60 s per run (at most an hour), 8 runs queued or running and 1000 runs an hour
-per account.
+per account, and the embedded engine (`engine="local"`). `engine="procrastinate"` hands runs to
+`agentfactory worker` processes through a procrastinate queue, which lives in PostgreSQL:
+`require_database` refuses it, in one line, for any other database.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from core.errors import SettingsError
 
 MAX_TIMEOUT_S = 3600.0
+ENGINES = ("local", "procrastinate")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class RunSettings:
     """Runs one account may submit in any hour (0: no limit)."""
     sweep_s: float = 1.0
     """How often the engine looks for expired leases and runs queued by other processes."""
+    engine: str = "local"
+    """What executes runs: "local" (worker processes of the API server, `LocalEngine`) or
+    "procrastinate" (`agentfactory worker` processes, `runs.distributed`)."""
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, object, bool, str]] = [
@@ -52,6 +58,7 @@ class RunSettings:
             ("max_concurrent", self.max_concurrent, self.max_concurrent >= 0, "must be >= 0"),
             ("max_per_hour", self.max_per_hour, self.max_per_hour >= 0, "must be >= 0"),
             ("sweep_s", self.sweep_s, 0 < self.sweep_s <= 60, "must be above 0, at most 60"),
+            ("engine", self.engine, self.engine in ENGINES, f"must be one of {', '.join(ENGINES)}"),
         ]
         for name, value, ok, reason in checks:
             if not ok or (isinstance(value, float) and not math.isfinite(value)):
@@ -69,6 +76,7 @@ class RunSettings:
             "RUN_MAX_ATTEMPTS": ("max_attempts", int),
             "RUN_MAX_CONCURRENT": ("max_concurrent", int),
             "RUN_MAX_PER_HOUR": ("max_per_hour", int),
+            "RUN_ENGINE": ("engine", str),
         }
         values: dict[str, object] = {}
         for suffix, (name, parse) in parsers.items():
@@ -86,3 +94,12 @@ class RunSettings:
         except SettingsError as exc:
             variable = next(f"AGENTFACTORY_{s}" for s, (n, _) in parsers.items() if n == exc.field)
             raise SettingsError(variable, exc.value, exc.reason, "the environment") from None
+
+    def require_database(self, database_url: str | None) -> None:
+        """Refuse an engine the database cannot carry (procrastinate needs PostgreSQL)."""
+        if self.engine == "procrastinate" and not (database_url or "").startswith("postgresql"):
+            raise SettingsError(
+                "AGENTFACTORY_RUN_ENGINE", self.engine,
+                "needs a PostgreSQL database: set AGENTFACTORY_DATABASE_URL="
+                "postgresql+psycopg://USER:PASSWORD@HOST/DB", "the environment",
+            )

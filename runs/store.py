@@ -20,6 +20,9 @@ Invariants (each a single write transaction that locks the run's row first):
 - Every state change appends a `RunEvent` (numbered per run from 1) in the same transaction,
   so the event stream and the run's state never disagree.
 - A run of another account is `RunNotFound`, exactly like a run that does not exist.
+- `enqueue(session, run_id)`, when an engine sets it, is called inside every transaction that
+  makes a run `queued` (creation, a lease expired, a worker lost): a distributed engine defers
+  its job there, so a queued run and its job are committed together or not at all.
 
 Time comes from `now` (injectable), so tests drive lease expiry without waiting.
 """
@@ -57,6 +60,7 @@ from runs.schemas import (
 from runs.settings import RunSettings
 
 Heartbeat = Literal["ok", "cancel", "lost"]
+Enqueue = Callable[[Session, str], None]
 HOUR = timedelta(hours=1)
 
 
@@ -78,6 +82,7 @@ class RunStore:
         self.engine = engine
         self.settings = settings or RunSettings()
         self.now = now
+        self.enqueue: Enqueue | None = None
 
     # ----------------------------------------------------------------------------- submitting
 
@@ -114,6 +119,8 @@ class RunStore:
             s.add(row)
             s.flush()
             _event(s, row, "queued", {"agent": new.agent_name, "version": new.version}, now)
+            if self.enqueue is not None:
+                self.enqueue(s, row.id)
             return _public(row), True
 
     def _check_quotas(self, s: Session, publisher_id: int, now: datetime) -> None:
@@ -273,6 +280,8 @@ class RunStore:
             row.lease_owner = row.lease_expires_at = None
             s.add(row)
             _event(s, row, "requeued", {"attempt": row.attempt, "reason": reason}, now)
+            if self.enqueue is not None:
+                self.enqueue(s, row.id)
         return row.status
 
     def _held(self, s: Session, claim: Claim) -> Run | None:
