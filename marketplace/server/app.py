@@ -46,7 +46,7 @@ from marketplace.server.web import mount_web
 
 if TYPE_CHECKING:
     from core.config import FactorySettings
-    from runs import RunService
+    from runs import RunService, WorkerConfig
 
 log = logging.getLogger("agentfactory.marketplace")
 
@@ -117,23 +117,38 @@ def build_factory(
     return factory, watch_installed(factory)
 
 
-def start_runs(settings: ServerSettings, state: MarketState) -> RunService:
-    """The run service over the registry's database, its embedded engine started: worker
-    processes built like the server's factory, which see installs made while the server runs.
-    With the embedded database this process is its only user, so runs left `running` by an
-    earlier server are given back to the queue at once."""
-    from runs import LocalEngine, RunService, RunStore, RunWatch, WorkerConfig
+def worker_config(settings: ServerSettings) -> WorkerConfig:
+    """How run worker processes build their factory: like the server's, and they see installs
+    made while they run."""
+    from runs import WorkerConfig
 
-    store = RunStore(state.registry.engine, settings.runs)
-    watch = RunWatch()
-    config = WorkerConfig(
+    return WorkerConfig(
         template_dirs=[str(p) for p in settings.template_dirs],
         sandbox_policy=settings.sandbox_policy,
         refresh="marketplace.client.installed:refresh_factory",
     )
-    engine = LocalEngine(
-        store, config, on_change=watch.notify, orphans=settings.database_url is None
-    )
+
+
+def start_runs(settings: ServerSettings, state: MarketState) -> RunService:
+    """The run service over the registry's database, its engine started. The embedded one
+    (`local`) runs worker processes built like the server's factory; with the embedded database
+    this process is its only user, so runs left `running` by an earlier server are given back to
+    the queue at once. With `procrastinate`, runs are jobs for `agentfactory worker` processes
+    and this process starts none."""
+    from runs import LocalEngine, RunEngine, RunService, RunStore, RunWatch
+
+    store = RunStore(state.registry.engine, settings.runs)
+    watch = RunWatch()
+    engine: RunEngine
+    if settings.runs.engine == "procrastinate" and settings.database_url is not None:
+        from runs.distributed import ProcrastinateEngine
+
+        engine = ProcrastinateEngine(store, settings.database_url, on_change=watch.notify)
+    else:
+        engine = LocalEngine(
+            store, worker_config(settings), on_change=watch.notify,
+            orphans=settings.database_url is None,
+        )
     engine.start()
     return RunService(store, engine, watch)
 
@@ -179,6 +194,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     # A bad factory setting (environment or config.toml) fails here, as one line, before `serve`
     # prints its banner, rather than inside the lifespan.
     factory_settings(settings)
+    settings.runs.require_database(settings.database_url)
     app = FastAPI(
         title="Agent Factory marketplace",
         version="1",
