@@ -1,0 +1,165 @@
+# groups: runs
+"""Runs through the API, embedded engine (`agentfactory serve` with its local worker pool).
+
+    python benchmarks/run.py runs
+
+- `runs.submit_to_result_p50_ms` (and p90): one client, one run at a time, of the built-in
+  native agent `documentaliste` on a short text: `POST /api/v1/runs`, then `GET /runs/{id}?wait`
+  until it is final. Median of `SEQUENTIAL` runs after a warm-up.
+- `runs.per_s`: sustained throughput, `CONCURRENCY` clients submitting and waiting for runs of
+  the same agent over keep-alive connections, `TOTAL` runs; every result is checked.
+- `runs.sandboxed_per_s`: the same with a community agent installed in the server's home and
+  run under the sandbox (policy `always`), `SANDBOXED_TOTAL` runs.
+
+The server has 2 run workers (the default) and no quotas; the load generator is this process.
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _util import emit, percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+SEQUENTIAL = 300
+CONCURRENCY = 32
+TOTAL = 3000
+SANDBOXED_TOTAL = 600
+TEXT = "Agents run in worker processes. The API process only queues them and waits."
+
+
+def start(home: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    from bench_api import free_port, wait_ready
+
+    port = free_port()
+    env = {
+        **os.environ, "AGENTFACTORY_HOME": str(home), "AGENTFACTORY_BOOTSTRAP": "0",
+        "AGENTFACTORY_VET_UPLOADS": "0", "AGENTFACTORY_RUN_MAX_CONCURRENT": "0",
+        "AGENTFACTORY_RUN_MAX_PER_HOUR": "0", "AGENTFACTORY_SANDBOX_POLICY": "always",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from cli.main import main; main()", "serve", "--host",
+         "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env, cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/healthz", proc)
+    return url, proc
+
+
+def register(url: str) -> dict[str, str]:
+    import httpx
+
+    reply = httpx.post(f"{url}/api/v1/publishers", json={"name": "bench", "namespace": "bench"})
+    reply.raise_for_status()
+    return {"Authorization": f"Bearer {reply.json()['token']}"}
+
+
+def run_once(client: Any, agent: str, task: dict[str, Any]) -> dict[str, Any]:
+    submitted = client.post("/api/v1/runs", json={"agent": agent, "input": task})
+    assert submitted.status_code == 202, submitted.text
+    done = client.get(f"/api/v1/runs/{submitted.json()['id']}", params={"wait": 30})
+    body: dict[str, Any] = done.json()
+    assert body["status"] == "succeeded", body
+    return body
+
+
+def sequential(url: str, auth: dict[str, str]) -> list[float]:
+    import httpx
+
+    samples = []
+    with httpx.Client(base_url=url, headers=auth, timeout=60) as client:
+        for _ in range(30):  # warm-up: both workers, the template cache, connections
+            run_once(client, "documentaliste", {"text": TEXT})
+        for _ in range(SEQUENTIAL):
+            start_ = time.perf_counter()
+            run_once(client, "documentaliste", {"text": TEXT})
+            samples.append((time.perf_counter() - start_) * 1000)
+    return samples
+
+
+async def sustained(url: str, auth: dict[str, str], agent: str, total: int,
+                    task_of: Any, check: Any) -> float:
+    import httpx
+
+    budget = [total]
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+
+    async def loop(client: httpx.AsyncClient) -> None:
+        while budget[0] > 0:
+            budget[0] -= 1
+            n = budget[0]
+            submitted = await client.post("/api/v1/runs",
+                                          json={"agent": agent, "input": task_of(n)})
+            assert submitted.status_code == 202, submitted.text
+            done = await client.get(f"/api/v1/runs/{submitted.json()['id']}",
+                                    params={"wait": 60})
+            body = done.json()
+            assert body["status"] == "succeeded" and check(n, body["result"]), body
+
+    async with httpx.AsyncClient(base_url=url, headers=auth, timeout=120,
+                                 limits=limits) as client:
+        await asyncio.gather(*(loop(client) for _ in range(CONCURRENCY)))  # warm-up
+        budget[0] = total
+        started = time.perf_counter()
+        await asyncio.gather(*(loop(client) for _ in range(CONCURRENCY)))
+        return total / (time.perf_counter() - started)
+
+
+def install_sandboxed(home: Path, scratch: Path) -> str:
+    """A community agent (`acme/words`, counts words) installed in `home`, as `install` does."""
+    sys.path.insert(0, str(ROOT))
+    from marketplace.client.installer import Installer, sandbox_vetter
+    from registry.signing import SigningKey
+    from tests.marketplace.fake_registry import FakeRegistry
+
+    registry = FakeRegistry(scratch)
+    key = SigningKey.generate()
+    registry.add_key("acme", key)
+    registry.publish("acme", key, "acme/words", "1.0")
+    Installer(registry.client(), home, vetter=sandbox_vetter()).install("acme/words")
+    return "acme/words"
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="af-bench-runs-") as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        agent = install_sandboxed(home, Path(tmp) / "src")
+        url, proc = start(home)
+        try:
+            auth = register(url)
+            samples = sequential(url, auth)
+            emit("runs.submit_to_result_p50_ms", statistics.median(samples), "ms",
+                 target=20, runs=len(samples))
+            emit("runs.submit_to_result_p90_ms", percentile(samples, 90), "ms")
+            words = " ".join(["word"] * 7)
+            per_s = asyncio.run(sustained(
+                url, auth, "documentaliste", TOTAL, lambda n: {"text": f"{TEXT} {n}"},
+                lambda n, result: result["word_count"] == 14,
+            ))
+            emit("runs.per_s", per_s, "runs/s", target=300, concurrency=CONCURRENCY,
+                 runs=TOTAL)
+            sandboxed = asyncio.run(sustained(
+                url, auth, agent, SANDBOXED_TOTAL, lambda n: {"text": f"{words} {n}"},
+                lambda n, result: result["words"] >= 7,
+            ))
+            emit("runs.sandboxed_per_s", sandboxed, "runs/s", target=100,
+                 concurrency=CONCURRENCY, runs=SANDBOXED_TOTAL)
+        finally:
+            from bench_api import stop
+
+            stop(proc)
+
+
+if __name__ == "__main__":
+    main()
