@@ -32,6 +32,7 @@ class Run(SQLModel, table=True):
         CheckConstraint("timeout_s > 0", name="run_timeout"),
         UniqueConstraint("publisher_id", "idempotency_key", name="uq_run_idempotency"),
         Index("ix_run_publisher_created", "publisher_id", "created_at"),
+        Index("ix_run_publisher_status", "publisher_id", "status"),
         Index("ix_run_status_created", "status", "created_at"),
     )
 

@@ -59,6 +59,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("publisher_id", "idempotency_key", name="uq_run_idempotency"),
     )
     op.create_index("ix_run_publisher_created", "run", ["publisher_id", "created_at"])
+    op.create_index("ix_run_publisher_status", "run", ["publisher_id", "status"])
     op.create_index("ix_run_status_created", "run", ["status", "created_at"])
     op.create_index("ix_run_lease_expires_at", "run", ["lease_expires_at"])
     op.create_table(
