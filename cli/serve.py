@@ -92,4 +92,7 @@ def serve(host: str | None, port: int | None, home: Path | None, log_level: str)
         loop="auto",
         http="auto",
         access_log=False,
+        # The app decides who the client is (AGENTFACTORY_TRUSTED_PROXIES); uvicorn's own
+        # rewrite would believe X-Forwarded-For from any local peer.
+        proxy_headers=False,
     )

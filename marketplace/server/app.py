@@ -81,6 +81,7 @@ def build_state(
         publish_limiter=TokenBucketLimiter(settings.publish_rate, "publish", settings.clock),
         review_limiter=TokenBucketLimiter(settings.review_rate, "review", settings.clock),
         register_limiter=TokenBucketLimiter(settings.register_rate, "register", settings.clock),
+        token_limiter=TokenBucketLimiter(settings.token_rate, "token", settings.clock),
     )
 
 

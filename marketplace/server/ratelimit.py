@@ -1,9 +1,15 @@
-"""Per-token rate limiting for write endpoints: one token bucket per key.
+"""Rate limits: one token bucket per key, behind the small `Limiter` interface.
 
-Invariants: a bucket never holds more than `burst` tokens nor fewer than zero; time comes only
-from the injected clock (tests drive it by hand, nothing sleeps); every read-modify-write of the
-buckets happens under one lock, so the limiter is safe from the event loop and from worker threads.
-Idle full buckets are dropped so the table does not grow with every token ever seen.
+Callers choose the key, and the key is never something the caller can mint: writes and token
+minting are keyed by the account (`account_key`, the publisher id), so a new API token does not
+bring a new budget; sign-ups are keyed by the client address (`client_address.rate_key`).
+
+Invariants of `TokenBucketLimiter`: a bucket never holds more than `burst` tokens nor fewer than
+zero; time comes only from the injected clock (tests drive it by hand, nothing sleeps); every
+read-modify-write of the buckets happens under one lock, so the limiter is safe from the event
+loop and from worker threads. Idle full buckets are dropped so the table does not grow with every
+key ever seen. The buckets live in this process; a limiter shared by several processes only has
+to implement `Limiter`.
 """
 
 from __future__ import annotations
@@ -13,18 +19,35 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from core.errors import AgentFactoryError
 from marketplace.server.settings import RateLimit
+from registry.schemas import Principal
 
 
 class RateLimited(AgentFactoryError):
-    """Too many writes with one token; `retry_after` is the wait in seconds (rounded up)."""
+    """Too many `action` requests for one key; `retry_after` is the wait in seconds (rounded
+    up)."""
 
     def __init__(self, action: str, retry_after: float) -> None:
         self.action = action
         self.retry_after = max(1, math.ceil(retry_after))
         super().__init__(f"too many {action} requests; retry in {self.retry_after} s")
+
+
+class Limiter(Protocol):
+    """What the server needs of a rate limiter: spend one unit of `key`'s budget for `action`,
+    or raise `RateLimited` with the time until the next unit."""
+
+    action: str
+
+    def acquire(self, key: str) -> None: ...
+
+
+def account_key(principal: Principal) -> str:
+    """The budget key of a signed-in caller: its account, the same for every token it holds."""
+    return f"account:{principal.publisher_id}"
 
 
 @dataclass

@@ -1,13 +1,17 @@
 """Settings of the marketplace server: one small, explicit dataclass.
 
 Defaults give a safe single-machine server: SQLite (WAL) and blobs under the Agent Factory home,
-127.0.0.1:8000, a 10 MiB upload cap and per-token write limits. `from_env` reads the
-`AGENTFACTORY_*` variables so `agentfactory serve`, tests and benchmarks configure the same
-object; nothing reads the environment after the settings are built.
+127.0.0.1:8000, a 10 MiB upload cap, write limits per account (publisher), a token-minting limit
+per account, and sign-ups limited per client address, where no forwarding header is believed
+until the operator names the proxies that send them (`trusted_proxies`, default none). `from_env`
+reads the `AGENTFACTORY_*` variables so `agentfactory serve`, tests and benchmarks configure the
+same object; a bad value is a `SettingsError` naming the variable; nothing reads the environment
+after the settings are built.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -15,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from core.errors import SettingsError
 from core.paths import agentfactory_home
 from runs.settings import RunSettings
 
 SandboxPolicy = Literal["always", "high-risk", "never"]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,28 @@ class RateLimit:
         return self.burst > 0
 
 
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """`"10.0.0.1, 192.168.0.0/16, ::1"`: addresses and CIDR blocks, comma-separated."""
+    networks: list[Network] = []
+    for part in text.split(","):
+        if part := part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or CIDR block") from None
+    return tuple(networks)
+
+
+MAX_SESSION_TTL_S = 366 * 24 * 3600.0
+
+
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not 0 < seconds <= MAX_SESSION_TTL_S:  # also refuses NaN and infinity
+        raise ValueError(f"must be a number of seconds above 0, at most {MAX_SESSION_TTL_S:.0f}")
+    return seconds
+
+
 def _default_home() -> Path:
     return agentfactory_home()
 
@@ -62,10 +90,18 @@ class ServerSettings:
     max_upload_bytes: int = 10 * 1024 * 1024
     # JSON bodies (registration, reviews, keys) are small; anything larger is a mistake or abuse.
     max_json_bytes: int = 256 * 1024
+    # Write budgets belong to the account (publisher), whichever of its tokens is used.
     publish_rate: RateLimit = field(default_factory=lambda: RateLimit(30, 30 / 60))
     review_rate: RateLimit = field(default_factory=lambda: RateLimit(20, 20 / 60))
+    # Minting tokens has its own per-account budget, so new tokens cannot be farmed either.
+    token_rate: RateLimit = field(default_factory=lambda: RateLimit(10, 10 / 3600))
     # Registration needs no token, so it is limited per client address: no mass sign-ups.
     register_rate: RateLimit = field(default_factory=lambda: RateLimit(20, 20 / 3600))
+    # Peers whose X-Forwarded-For / Forwarded / X-Real-IP headers are believed (see
+    # `marketplace.server.client_address`); nobody's by default.
+    trusted_proxies: tuple[Network, ...] = ()
+    # How long a browser stays signed in (the server-side session's lifetime).
+    web_session_ttl_s: float = 7 * 24 * 3600.0
     sandbox_policy: SandboxPolicy = "always"
     template_dirs: list[Path] = field(default_factory=list)
     # Publish the built-in agents under `builtin/` on start (idempotent).
@@ -77,11 +113,16 @@ class ServerSettings:
     detail_cache_size: int = 2048
     cache_ttl_s: float = 5.0
     clock: Callable[[], float] = time.monotonic
+    # Seconds since the epoch, for what is stored with a date (web sessions' expiry).
+    wall_clock: Callable[[], float] = time.time
     # The run service: worker processes, deadlines, leases, per-account quotas (`runs.settings`).
     runs: RunSettings = field(default_factory=RunSettings)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
+        self.trusted_proxies = tuple(self.trusted_proxies)
+        if not 0 < self.web_session_ttl_s <= MAX_SESSION_TTL_S:
+            raise ValueError(f"web_session_ttl_s must be above 0 and at most {MAX_SESSION_TTL_S}")
         if self.max_upload_bytes <= 0:
             raise ValueError("max_upload_bytes must be positive")
         if self.sandbox_policy not in ("always", "high-risk", "never"):
@@ -102,14 +143,24 @@ class ServerSettings:
             values["home"] = Path(env["AGENTFACTORY_HOME"])
         if env.get("AGENTFACTORY_DATABASE_URL"):
             values["database_url"] = env["AGENTFACTORY_DATABASE_URL"]
-        if env.get("AGENTFACTORY_MAX_UPLOAD_BYTES"):
-            values["max_upload_bytes"] = int(env["AGENTFACTORY_MAX_UPLOAD_BYTES"])
-        if env.get("AGENTFACTORY_PUBLISH_RATE"):
-            values["publish_rate"] = RateLimit.parse(env["AGENTFACTORY_PUBLISH_RATE"])
-        if env.get("AGENTFACTORY_REVIEW_RATE"):
-            values["review_rate"] = RateLimit.parse(env["AGENTFACTORY_REVIEW_RATE"])
-        if env.get("AGENTFACTORY_REGISTER_RATE"):
-            values["register_rate"] = RateLimit.parse(env["AGENTFACTORY_REGISTER_RATE"])
+        parsers: dict[str, tuple[str, Callable[[str], object]]] = {
+            "MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
+            "PUBLISH_RATE": ("publish_rate", RateLimit.parse),
+            "REVIEW_RATE": ("review_rate", RateLimit.parse),
+            "TOKEN_RATE": ("token_rate", RateLimit.parse),
+            "REGISTER_RATE": ("register_rate", RateLimit.parse),
+            "TRUSTED_PROXIES": ("trusted_proxies", parse_networks),
+            "SESSION_TTL": ("web_session_ttl_s", _seconds),
+        }
+        for suffix, (name, parse) in parsers.items():
+            text = env.get(f"AGENTFACTORY_{suffix}")
+            if text:
+                try:
+                    values[name] = parse(text)
+                except ValueError as exc:
+                    raise SettingsError(
+                        f"AGENTFACTORY_{suffix}", text, str(exc), "the environment"
+                    ) from None
         if env.get("AGENTFACTORY_SANDBOX_POLICY"):
             values["sandbox_policy"] = env["AGENTFACTORY_SANDBOX_POLICY"]
         for name, key in (("bootstrap", "BOOTSTRAP"), ("vet_uploads", "VET_UPLOADS")):

@@ -70,6 +70,7 @@ def make_app(tmp_path: Path, clock: FakeClock) -> Iterator[Callable[..., Any]]:
             "bootstrap": False,
             "publish_rate": RateLimit(1000, 1000.0),
             "review_rate": RateLimit(1000, 1000.0),
+            "token_rate": RateLimit(1000, 1000.0),
             "register_rate": RateLimit(1000, 1000.0),
             "clock": clock,
         }

@@ -172,7 +172,7 @@ def test_many_clients_at_once_lose_and_duplicate_nothing(
     live_server_factory: Callable[..., LiveServer], figures: Figures, tmp_path: Path
 ) -> None:
     server = live_server_factory(AGENTFACTORY_BOOTSTRAP="0", AGENTFACTORY_PUBLISH_RATE="0",
-                                 AGENTFACTORY_REVIEW_RATE="0")
+                                 AGENTFACTORY_REVIEW_RATE="0", AGENTFACTORY_TOKEN_RATE="0")
     setup = httpx.Client(base_url=server, timeout=60.0)
     shared_token, shared_key = _register(setup, "shared")
     clients: list[Client] = []

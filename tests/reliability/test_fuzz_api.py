@@ -67,7 +67,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
     home: Path = tmp_path_factory.mktemp("fuzz-home")
     settings_ = ServerSettings(
-        home=home, bootstrap=False, publish_rate=RateLimit(0, 0.0), review_rate=RateLimit(0, 0.0)
+        home=home, bootstrap=False, publish_rate=RateLimit(0, 0.0), review_rate=RateLimit(0, 0.0),
+        token_rate=RateLimit(0, 0.0),
     )
     app = create_app(settings_)
     with get_client(app) as client:  # type: ignore[arg-type]  # FastAPI is an ASGI app

@@ -1,11 +1,14 @@
-"""Request-scoped dependencies: the registry, the caller, write limits.
+"""Request-scoped dependencies: the registry, the caller, the client's address, write limits.
 
 `MarketState` is built once by the app's lifespan and hung on `app.state.market`; everything a
 request needs is reached through it, never through module globals, so two apps (two tests) in one
 process never share anything. Authentication reads `Authorization: Bearer <token>` only; a missing
 or malformed header is an `AuthenticationError` (401), a token without the needed scope a
-`PermissionDenied` (403). Write endpoints spend one token of the caller's bucket *after*
-authentication, so a bad token never drains a good one.
+`PermissionDenied` (403). Write endpoints and token minting spend one unit of the caller's
+*account* budget (`ratelimit.account_key`: every token of a publisher shares it, so minting
+tokens does not reset it) *after* authentication, so a bad token never drains a good account.
+Where a client address is needed, it is `ClientAddress` (`client_address.client_address`), never
+`request.client` or a header read directly.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from marketplace.server.api.cache import ResponseCache
+from marketplace.server.client_address import client_address
 from marketplace.server.metrics import ServerMetrics
-from marketplace.server.ratelimit import TokenBucketLimiter
+from marketplace.server.ratelimit import Limiter, account_key
 from marketplace.server.settings import ServerSettings
 from registry.errors import AuthenticationError, PermissionDenied
 from registry.schemas import Principal
@@ -32,9 +36,10 @@ class MarketState:
     registry: Registry
     metrics: ServerMetrics
     cache: ResponseCache
-    publish_limiter: TokenBucketLimiter
-    review_limiter: TokenBucketLimiter
-    register_limiter: TokenBucketLimiter
+    publish_limiter: Limiter
+    review_limiter: Limiter
+    register_limiter: Limiter
+    token_limiter: Limiter
     factory: Any = None  # core.factory.AgentFactory once started; read only for /metrics
     runs: RunService | None = None  # the run service, started by the lifespan
 
@@ -52,6 +57,7 @@ def get_registry(request: Request) -> Registry:
 
 
 RegistryDep = Annotated[Registry, Depends(get_registry)]
+ClientAddress = Annotated[str, Depends(client_address)]
 
 
 def bearer_token(request: Request) -> str | None:
@@ -92,21 +98,27 @@ def _require(scope: str) -> Callable[[Principal], Principal]:
 def _publish_writer(
     principal: Annotated[Principal, Depends(_require("publish"))], state: StateDep
 ) -> Principal:
-    state.publish_limiter.acquire(principal.token_id)
+    state.publish_limiter.acquire(account_key(principal))
     return principal
 
 
 def _review_writer(
     principal: Annotated[Principal, Depends(_require("review"))], state: StateDep
 ) -> Principal:
-    state.review_limiter.acquire(principal.token_id)
+    state.review_limiter.acquire(account_key(principal))
     return principal
 
 
-# Scope-checked callers; the *Writer aliases are also rate-limited per token.
+def _token_minter(principal: CurrentPrincipal, state: StateDep) -> Principal:
+    state.token_limiter.acquire(account_key(principal))
+    return principal
+
+
+# Scope-checked callers; the *Writer aliases (and TokenMinter) also spend the account's budget.
 Publisher = Annotated[Principal, Depends(_require("publish"))]
 PublishWriter = Annotated[Principal, Depends(_publish_writer)]
 ReviewWriter = Annotated[Principal, Depends(_review_writer)]
+TokenMinter = Annotated[Principal, Depends(_token_minter)]
 # Runs need the `run` scope; their own quotas (runs.store) stand in for a write budget.
 Runner = Annotated[Principal, Depends(_require("run"))]
 

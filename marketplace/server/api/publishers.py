@@ -3,14 +3,15 @@
 Registration is open (anyone may create a publisher and claim a free namespace), limited per
 client address so that names cannot be squatted in bulk; it answers the plaintext token exactly
 once, the registry keeping only its hash. Token management needs a valid
-token of the same publisher.
+token of the same publisher; minting a token spends one unit of the account's own token budget
+(429 past it), so neither tokens nor write budgets can be farmed.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from marketplace.server.api.deps import CurrentPrincipal, get_state
+from marketplace.server.api.deps import ClientAddress, CurrentPrincipal, TokenMinter, get_state
 from marketplace.server.api.fields import PublisherPath, TokenIdPath
 from marketplace.server.api.problems import WRITE_PROBLEMS, problem_responses
 from marketplace.server.api.schemas import (
@@ -20,6 +21,7 @@ from marketplace.server.api.schemas import (
     TokenCreate,
     TokenCreated,
 )
+from marketplace.server.client_address import rate_key
 
 router = APIRouter(tags=["publishers"])
 
@@ -28,9 +30,9 @@ router = APIRouter(tags=["publishers"])
     "/publishers", status_code=201, response_model=Registration,
     responses=problem_responses(409, 413, 429),
 )
-def register(body: PublisherCreate, request: Request) -> Registration:
+def register(body: PublisherCreate, client: ClientAddress, request: Request) -> Registration:
     state = get_state(request)
-    state.register_limiter.acquire(request.client.host if request.client else "unknown")
+    state.register_limiter.acquire(rate_key(client))
     publisher, token = state.registry.register_publisher(
         body.name, body.namespace, email=body.email
     )
@@ -50,7 +52,7 @@ def publisher(publisher: PublisherPath, request: Request) -> PublisherOut:
 
 
 @router.post("/tokens", status_code=201, response_model=TokenCreated, responses=WRITE_PROBLEMS)
-def create_token(body: TokenCreate, principal: CurrentPrincipal, request: Request) -> TokenCreated:
+def create_token(body: TokenCreate, principal: TokenMinter, request: Request) -> TokenCreated:
     registry = get_state(request).registry
     token: str = registry.create_token(principal, set(body.scopes))
     # The facade answers only the secret; its id and scopes are read back through it.

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from core.errors import AgentFactoryError
+from marketplace.server.ratelimit import account_key
 from marketplace.server.web.context import (
     Visitor,
     clear_session,
@@ -99,7 +100,7 @@ def _rate(who: Visitor, full: str, stars: int, title: str, body: str) -> str:
     assert principal is not None
     if "review" not in principal.scopes and "admin" not in principal.scopes:
         raise reg.PermissionDenied("this token lacks the 'review' scope")
-    who.state.review_limiter.acquire(principal.token_id)
+    who.state.review_limiter.acquire(account_key(principal))
     review = who.state.registry.rate(principal, full, stars, title=title, body=body)
     who.state.cache.invalidate(normalize_name(review.package))
     return review.package
@@ -133,7 +134,7 @@ def _reply(who: Visitor, review_id: int, text: str) -> str:
     assert principal is not None
     if "review" not in principal.scopes and "admin" not in principal.scopes:
         raise reg.PermissionDenied("this token lacks the 'review' scope")
-    who.state.review_limiter.acquire(principal.token_id)
+    who.state.review_limiter.acquire(account_key(principal))
     review = who.state.registry.reply(principal, review_id, text)
     who.state.cache.invalidate(normalize_name(review.package))
     return review.package
