@@ -33,6 +33,9 @@ _ENTRY = re.compile(r"(?P<path>[A-Za-z0-9_][A-Za-z0-9_./-]*\.py):(?P<func>[A-Za-
 _VERSION_CHARS = re.compile(r"[A-Za-z0-9.!+_-]+")
 _HOMEPAGE = re.compile(r"https?://[!-~]+")  # printable ASCII, no space
 DEFAULT_MANIFEST_LIMITS = ManifestLimits()
+# Deeper JSON than this is refused before pydantic sees it (its serializer gives up past 255
+# levels with an exception of its own, and the host compares and shows example values).
+MAX_JSON_DEPTH = 64
 
 CheckOp = Literal["eq", "ne", "contains", "gte", "lte", "type", "exists", "matches"]
 
@@ -220,6 +223,22 @@ def _check_version_text(version: str, source: str, limits: ManifestLimits) -> No
         )])
 
 
+def _too_deep(data: Any, most: int) -> str | None:
+    """The dotted path of the first value nested deeper than `most` levels, or None. Iterative."""
+    pending: list[tuple[Any, str, int]] = [(data, "", 1)]
+    while pending:
+        value, path, depth = pending.pop()
+        if not isinstance(value, dict | list):
+            continue
+        if depth > most:
+            parts = path.split(".")
+            return ".".join(parts[:6]) + ("…" if len(parts) > 6 else "")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        pending.extend((item, f"{path}.{key}" if path else str(key), depth + 1)
+                       for key, item in items)
+    return None
+
+
 def parse_manifest(
     data: bytes | str | dict[str, Any], source: str = "agent.json",
     limits: ManifestLimits = DEFAULT_MANIFEST_LIMITS,
@@ -242,6 +261,9 @@ def parse_manifest(
             raise ManifestError(source, [("", "JSON nested too deeply")]) from None
         if not isinstance(data, dict):
             raise ManifestError(source, [("", "the manifest must be a JSON object")])
+    deep = _too_deep(data, MAX_JSON_DEPTH)
+    if deep is not None:
+        raise ManifestError(source, [(deep, f"nested deeper than {MAX_JSON_DEPTH} levels")])
     version = data.get("version")
     if isinstance(version, str):
         _check_version_text(version, source, limits)

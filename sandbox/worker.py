@@ -123,22 +123,22 @@ def main(argv: list[str]) -> None:
     serve(Connection(int(conn_fd)), Connection(int(lifeline_fd), writable=False), component_path)
 
 
+WORKER_NICE = 10
+
 BOOT = (
+    f"import os; os.nice({WORKER_NICE}); "
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
     "from sandbox.worker import main; main(sys.argv[2:])"
 )
-"""The worker's command line: isolated mode (no current directory, no user site), then exactly
-the parent's `sys.path`, so a stray `json.py` where the user stands is never imported."""
-
-
-WORKER_NICE = 10
+"""The worker's command line: a lower CPU priority first (so even its start-up, imports and the
+runner's deserialization yield to the server), isolated mode (no current directory, no user
+site), then exactly the parent's `sys.path`, so a stray `json.py` where the user stands is never
+imported."""
 
 
 def serve(conn: Connection, lifeline: Connection, component_path: str) -> None:
     """The worker's main loop: load the runner, say READY, serve requests until EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(OSError):  # a priority that cannot be lowered is no reason to fail
-        os.nice(WORKER_NICE)
     threading.Thread(target=_watch_parent, args=(lifeline,), name="lifeline", daemon=True).start()
     try:
         engine = Engine(component_path)
