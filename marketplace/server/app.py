@@ -64,11 +64,11 @@ def build_state(
     from registry.service import Registry
 
     settings.home.mkdir(parents=True, exist_ok=True)
-    vetter = None
+    vetter = gate = None
     if settings.vet_uploads:
-        from marketplace.server.vetting import publish_vetter
+        from marketplace.server.vetting import VettingGate, publish_vetter
 
-        vetter = publish_vetter()
+        vetter, gate = publish_vetter(settings), VettingGate.from_settings(settings)
     check = package_check(plugins or make_plugin_manager(), factory_settings(settings))
     registry = Registry.open(
         settings.home, settings.database_url, vetter=vetter, package_check=check
@@ -82,6 +82,7 @@ def build_state(
         review_limiter=TokenBucketLimiter(settings.review_rate, "review", settings.clock),
         register_limiter=TokenBucketLimiter(settings.register_rate, "register", settings.clock),
         token_limiter=TokenBucketLimiter(settings.token_rate, "token", settings.clock),
+        vetting_gate=gate,
     )
 
 

@@ -75,6 +75,32 @@ def _seconds(text: str) -> float:
     return seconds
 
 
+MAX_VETTING_S = 3600.0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a whole number above 0")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be a whole number, 0 or more")
+    return value
+
+
+def _vetting_seconds(text: str, allow_zero: bool = False) -> float:
+    seconds = float(text)
+    low_ok = seconds >= 0 if allow_zero else seconds > 0
+    if not (low_ok and seconds <= MAX_VETTING_S):  # also refuses NaN and infinity
+        low = "0 or more" if allow_zero else "above 0"
+        raise ValueError(f"must be a number of seconds {low}, at most {MAX_VETTING_S:.0f}")
+    return seconds
+
+
 def _default_home() -> Path:
     return agentfactory_home()
 
@@ -108,6 +134,16 @@ class ServerSettings:
     bootstrap: bool = True
     # Run each upload's examples in the sandbox before publishing it; refuse it if they fail.
     vet_uploads: bool = True
+    # Bounds of that vetting (`marketplace.server.vetting`): fuel and deadline of each example,
+    # the wall-clock budget of one upload's examples together, and how many uploads are vetted
+    # at once per account and in all (0: the sandbox pool's size). An upload beyond those waits
+    # up to `vet_queue_s` for a slot (never beyond its account's own cap), then gets 429.
+    vet_example_fuel: int = 10_000_000_000
+    vet_example_timeout_s: float = 5.0
+    vet_upload_budget_s: float = 20.0
+    vet_per_publisher: int = 1
+    vet_concurrency: int = 0
+    vet_queue_s: float = 5.0
     # Package-detail responses kept in memory; entries also expire after `cache_ttl_s` so that
     # several workers sharing one database converge without talking to each other.
     detail_cache_size: int = 2048
@@ -125,6 +161,12 @@ class ServerSettings:
             raise ValueError(f"web_session_ttl_s must be above 0 and at most {MAX_SESSION_TTL_S}")
         if self.max_upload_bytes <= 0:
             raise ValueError("max_upload_bytes must be positive")
+        if self.vet_example_fuel <= 0 or self.vet_per_publisher <= 0 or self.vet_concurrency < 0:
+            raise ValueError("vetting fuel and per-publisher cap must be above 0, concurrency >= 0")
+        if not (0 < self.vet_example_timeout_s <= MAX_VETTING_S
+                and 0 < self.vet_upload_budget_s <= MAX_VETTING_S
+                and 0 <= self.vet_queue_s <= MAX_VETTING_S):
+            raise ValueError(f"vetting times must be in seconds, at most {MAX_VETTING_S:.0f}")
         if self.sandbox_policy not in ("always", "high-risk", "never"):
             raise ValueError(
                 f"sandbox policy {self.sandbox_policy!r} is not always|high-risk|never"
@@ -151,6 +193,12 @@ class ServerSettings:
             "REGISTER_RATE": ("register_rate", RateLimit.parse),
             "TRUSTED_PROXIES": ("trusted_proxies", parse_networks),
             "SESSION_TTL": ("web_session_ttl_s", _seconds),
+            "VET_EXAMPLE_FUEL": ("vet_example_fuel", _positive_int),
+            "VET_EXAMPLE_TIMEOUT": ("vet_example_timeout_s", _vetting_seconds),
+            "VET_UPLOAD_BUDGET": ("vet_upload_budget_s", _vetting_seconds),
+            "VET_PER_PUBLISHER": ("vet_per_publisher", _positive_int),
+            "VET_CONCURRENCY": ("vet_concurrency", _count),
+            "VET_QUEUE": ("vet_queue_s", lambda text: _vetting_seconds(text, allow_zero=True)),
         }
         for suffix, (name, parse) in parsers.items():
             text = env.get(f"AGENTFACTORY_{suffix}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -28,6 +28,9 @@ from registry.errors import AuthenticationError, PermissionDenied
 from registry.schemas import Principal
 from registry.service import Registry
 from runs.service import RunService
+
+if TYPE_CHECKING:
+    from marketplace.server.vetting import VettingGate  # imports the sandbox: only when vetting
 
 
 @dataclass
@@ -42,6 +45,8 @@ class MarketState:
     token_limiter: Limiter
     factory: Any = None  # core.factory.AgentFactory once started; read only for /metrics
     runs: RunService | None = None  # the run service, started by the lifespan
+    # Admission to vetting at publish (None when the server does not vet uploads).
+    vetting_gate: VettingGate | None = None
 
 
 def get_state(request: Request) -> MarketState:

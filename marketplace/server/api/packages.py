@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -35,6 +36,7 @@ from marketplace.server.api.fields import (
 )
 from marketplace.server.api.problems import WRITE_PROBLEMS
 from marketplace.server.api.schemas import ReleaseOut, YankRequest
+from marketplace.server.ratelimit import account_key
 from registry.names import normalize_name
 from registry.schemas import PackageDetail, Principal, ReleasePublic, SearchPage
 
@@ -99,10 +101,13 @@ async def _read_upload(request: Request) -> tuple[bytes, bytes, str]:
 )
 async def publish(request: Request, principal: PublishWriter) -> ReleaseOut:
     state = get_state(request)
-    archive, signature, key_id = await _read_upload(request)
-    release: ReleasePublic = await run_in_threadpool(
-        state.registry.publish, principal, archive, signature, key_id
-    )
+    # Admitted to vetting (or refused with 429) on the event loop, before the body is read.
+    gate = state.vetting_gate
+    async with gate.admit(account_key(principal)) if gate is not None else nullcontext():
+        archive, signature, key_id = await _read_upload(request)
+        release: ReleasePublic = await run_in_threadpool(
+            state.registry.publish, principal, archive, signature, key_id
+        )
     state.cache.invalidate(normalize_name(release.name))
     state.metrics.publishes.inc()
     return ReleaseOut.of(release)
