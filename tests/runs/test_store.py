@@ -1,18 +1,21 @@
-"""RunStore against a real SQLite database, time driven by hand: leases, retries, at-most-once
-result writes, cancel, idempotency."""
+"""RunStore against real SQLite and PostgreSQL databases, time driven by hand: leases,
+retries, at-most-once result writes, cancel, idempotency."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from registry import Registry
+from registry import LocalBlobStore, Registry
+from registry.db import make_engine
 from runs.errors import IdempotencyConflict, QuotaExceeded, RunNotFound
 from runs.schemas import NewRun, Outcome
 from runs.settings import RunSettings
 from runs.store import RunStore
+from tests.registry.databases import BACKENDS, pg_server
 
 
 class Clock:
@@ -31,9 +34,18 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    return Registry.open(tmp_path)
+@pytest.fixture(params=BACKENDS)
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
+    """A new registry database on SQLite, and on PostgreSQL when a test server is given."""
+    if request.param == "sqlite":
+        yield Registry.open(tmp_path)
+        return
+    server = pg_server()
+    url = server.create()
+    registry = Registry(make_engine(url), LocalBlobStore(tmp_path / "blobs"))
+    yield registry
+    registry.close()
+    server.drop(url)
 
 
 def make_store(registry: Registry, clock: Clock, **settings: object) -> RunStore:
