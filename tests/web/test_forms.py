@@ -160,6 +160,6 @@ def test_a_revoked_token_signs_the_visitor_out(
 def test_a_tampered_session_cookie_is_ignored(client: TestClient, seed: Seeder) -> None:
     sign_in(client, seed.reviewer("ivy").token)
     value = client.cookies[SESSION_COOKIE]
-    payload, _, mac = value.rpartition(".")
-    client.cookies.set(SESSION_COOKIE, payload + "A." + mac)
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, value[:-1] + ("A" if value[-1] != "A" else "B"))
     assert "Signed in as" not in client.get("/").text

@@ -1,4 +1,4 @@
-"""Security headers on every response, the session signer and the session secret file."""
+"""Security headers on every response, session ids, anonymous CSRF tokens and the secret file."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 
 from marketplace.server.web.security import (
     CONTENT_SECURITY_POLICY,
-    Session,
-    SessionSigner,
+    CsrfSigner,
     load_or_create_secret,
+    new_session_id,
+    read_session_id,
 )
 
 
@@ -72,24 +73,27 @@ def test_pages_contain_no_inline_script_or_style(client: TestClient) -> None:
         assert " onclick=" not in html
 
 
-def test_signed_sessions_round_trip_and_reject_tampering() -> None:
-    signer = SessionSigner(b"k" * 32)
-    session = Session.new("af_token")
-    cookie = signer.dumps(session)
-    assert signer.loads(cookie) == session
-    assert SessionSigner(b"x" * 32).loads(cookie) is None
-    assert signer.loads(cookie[:-2] + "zz") is None
-    assert signer.loads("garbage") is None and signer.loads(None) is None
-    assert signer.loads("e30." + cookie.rpartition(".")[2]) is None
+def test_session_ids_are_256_random_bits_and_other_shapes_are_ignored() -> None:
+    ids = {new_session_id() for _ in range(100)}
+    assert len(ids) == 100
+    for session_id in ids:
+        assert len(session_id) == 43 and read_session_id(session_id) == session_id
+    one = next(iter(ids))
+    for bad in (None, "", "garbage", one + "A", one[:-1], one[:-1] + ".", one[:-1] + "\n",
+                "e30." + one):
+        assert read_session_id(bad) is None, bad
 
 
-def test_csrf_tokens_are_bound_to_the_session() -> None:
-    signer = SessionSigner(b"k" * 32)
-    one, two = Session.new(), Session.new()
-    assert signer.check_csrf(one, signer.csrf_token(one))
-    assert not signer.check_csrf(two, signer.csrf_token(one))
-    assert not signer.check_csrf(None, signer.csrf_token(one))
-    assert not signer.check_csrf(one, "")
+def test_anonymous_csrf_tokens_are_bound_to_the_session_id_and_the_secret() -> None:
+    signer = CsrfSigner(b"k" * 32)
+    one, two = new_session_id(), new_session_id()
+    assert signer.matches(signer.anonymous_token(one), signer.anonymous_token(one))
+    assert not signer.matches(signer.anonymous_token(two), signer.anonymous_token(one))
+    assert not signer.matches(CsrfSigner(b"x" * 32).anonymous_token(one),
+                              signer.anonymous_token(one))
+    assert not signer.matches(signer.anonymous_token(one), "")
+    assert not signer.matches("", "")
+    assert not signer.matches(signer.anonymous_token(one), "\udc80")  # no crash on surrogates
 
 
 def test_the_session_secret_is_private_and_stable(tmp_path: Path) -> None:

@@ -3,14 +3,16 @@ and turning domain errors into HTML error pages.
 
 Invariants: templates are compiled once per process (one cached `Environment` with autoescape on
 for every template and `auto_reload` off); user content reaches a template only as a value, never
-as template source. The signed-in visitor is re-authenticated against the registry on every
-request from the token in the session cookie, so a revoked token signs the visitor out at once.
+as template source. The visitor is looked up on every request: the session id in the cookie
+must name a live server-side session (not expired, not signed out, its token not revoked), else
+the visitor is anonymous; so signing out, expiry and revocation take effect at once.
 Error pages never echo a traceback: the domain error's own one-line message is enough.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,18 +24,18 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from core.errors import AgentFactoryError
 from marketplace.server.api.deps import MarketState, get_state
+from marketplace.server.client_address import is_https
 from marketplace.server.ratelimit import RateLimited
 from marketplace.server.web.security import (
     SESSION_COOKIE,
-    SESSION_MAX_AGE,
-    Session,
-    SessionSigner,
+    CsrfSigner,
     load_or_create_secret,
+    read_session_id,
 )
 from marketplace.server.web.views import package_url, plural, star_glyphs
 from registry import errors as reg
 from registry.names import normalize_part
-from registry.schemas import Principal
+from registry.schemas import Principal, WebSessionPublic
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = HERE / "templates"
@@ -54,28 +56,38 @@ def template_env() -> Environment:
     return env
 
 
-def signer_for(request: Request) -> SessionSigner:
-    """The app's session signer, created on first use from the secret kept in the home."""
+def signer_for(request: Request) -> CsrfSigner:
+    """The app's CSRF signer, created on first use from the secret kept in the home."""
     app_state = request.app.state
-    signer: SessionSigner | None = getattr(app_state, "web_signer", None)
+    signer: CsrfSigner | None = getattr(app_state, "web_signer", None)
     if signer is None:
-        signer = SessionSigner(load_or_create_secret(get_state(request).settings.home))
+        signer = CsrfSigner(load_or_create_secret(get_state(request).settings.home))
         app_state.web_signer = signer
     return signer
 
 
 @dataclass(frozen=True)
 class Visitor:
-    """One request's view of who is browsing."""
+    """One request's view of who is browsing: the cookie's session id (signed in or not) and,
+    when it names a live server-side session, that session."""
 
     state: MarketState
-    signer: SessionSigner
-    session: Session | None
-    principal: Principal | None
+    signer: CsrfSigner
+    session_id: str | None
+    session: WebSessionPublic | None
+
+    @property
+    def principal(self) -> Principal | None:
+        return self.session.principal if self.session else None
 
     @property
     def csrf_token(self) -> str:
-        return self.signer.csrf_token(self.session) if self.session else ""
+        if self.session is not None:
+            return self.session.csrf_secret
+        return self.signer.anonymous_token(self.session_id) if self.session_id else ""
+
+    def check_csrf(self, submitted: str | None) -> bool:
+        return self.signer.matches(self.csrf_token, submitted)
 
     def owns(self, package_name: str) -> bool:
         if self.principal is None:
@@ -83,34 +95,41 @@ class Visitor:
         return normalize_part(package_name.partition("/")[0]) in self.principal.namespaces
 
 
+def wall_now(state: MarketState) -> datetime:
+    return datetime.fromtimestamp(state.settings.wall_clock(), UTC)
+
+
+def session_ttl(state: MarketState) -> timedelta:
+    return timedelta(seconds=state.settings.web_session_ttl_s)
+
+
 def visitor(request: Request) -> Visitor:
-    """Read and verify the session cookie; authenticate its token (sync: call off the loop)."""
+    """Read the cookie's session id and look its session up (sync: call off the loop)."""
     state = get_state(request)
-    signer = signer_for(request)
-    session = signer.loads(request.cookies.get(SESSION_COOKIE))
-    principal = None
-    if session is not None and session.token:
-        try:
-            principal = state.registry.authenticate(session.token)
-        except reg.AuthenticationError:
-            principal = None
-    return Visitor(state, signer, session, principal)
+    session_id = read_session_id(request.cookies.get(SESSION_COOKIE))
+    session = None
+    if session_id is not None:
+        session = state.registry.web_session(session_id, wall_now(state))
+    return Visitor(state, signer_for(request), session_id, session)
 
 
-def set_session(request: Request, response: Response, signer: SessionSigner, s: Session) -> None:
+def set_session(request: Request, response: Response, session_id: str) -> None:
+    """Give the browser `session_id`, for as long as a server-side session lives."""
     response.set_cookie(
         SESSION_COOKIE,
-        signer.dumps(s),
-        max_age=SESSION_MAX_AGE,
+        session_id,
+        max_age=int(get_state(request).settings.web_session_ttl_s),
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=is_https(request),
     )
 
 
-def clear_session(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+def clear_session(request: Request, response: Response) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=is_https(request)
+    )
 
 
 def render(

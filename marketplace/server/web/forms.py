@@ -1,14 +1,17 @@
 """The web forms: sign in, sign out, rate/review a package, reply to a review.
 
 Invariants, checked in this order on every POST:
-1. the CSRF token in the form matches the HMAC of the session in the cookie (403 otherwise,
-   before anything else is looked at, so a forged cross-site post learns nothing);
-2. writes need a signed-in visitor whose token is still valid (else a redirect to sign in);
-3. the token's scope and the per-token write budget are enforced exactly as the JSON API does
-   (same `review` scope, same limiter), and the package's cached API responses are invalidated
-   after the write, so the API and the pages never disagree for longer than a request.
+1. the CSRF token in the form is the one issued to the cookie's session (403 otherwise, before
+   anything else is looked at, so a forged cross-site post learns nothing);
+2. writes need a live signed-in session (else a redirect to sign in);
+3. the session's token scope and the account's write budget are enforced exactly as the JSON
+   API does (same `review` scope, same limiter, same account key), and the package's cached API
+   responses are invalidated after the write, so the API and the pages never disagree for
+   longer than a request.
 Successful posts answer 303 See Other (post/redirect/get), so a reload never re-submits.
-Signing in replaces the session id (no session fixation); signing out drops the cookie.
+Signing in opens a server-side session under a fresh id (no session fixation) and ends the one
+the browser had; the token itself goes no further than that call. Signing out deletes the
+session on the server, then drops the cookie.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from marketplace.server.web.context import (
     login_redirect,
     render,
     safe_next,
+    session_ttl,
     set_session,
     visitor,
+    wall_now,
 )
-from marketplace.server.web.security import Session
+from marketplace.server.web.security import new_session_id
 from marketplace.server.web.views import package_url
 from registry import errors as reg
 from registry.names import normalize_name
@@ -54,43 +59,56 @@ def _csrf_refused(who: Visitor) -> Response:
 
 async def login_form(request: Request) -> Response:
     who = await run_in_threadpool(visitor, request)
-    fresh = who.session is None  # no cookie, or one we did not sign: start an anonymous one
-    session = who.session or Session.new()
-    who = Visitor(who.state, who.signer, session, who.principal)
+    fresh = who.session_id is None  # no cookie, or not one of ours: start an anonymous one
+    if fresh:
+        who = Visitor(who.state, who.signer, new_session_id(), None)
     next_path = safe_next(request.query_params.get("next"))
     response = render(who, "login.html", next=next_path, error=None)
     if fresh:
-        set_session(request, response, who.signer, session)
+        assert who.session_id is not None
+        set_session(request, response, who.session_id)
     return response
+
+
+def _open_session(who: Visitor, token: str) -> str:
+    """A new server-side session for `token` (the browser's old one, if any, ends)."""
+    session_id, _ = who.state.registry.open_web_session(
+        token, session_ttl(who.state), wall_now(who.state)
+    )
+    if who.session is not None and who.session_id is not None:
+        who.state.registry.close_web_session(who.session_id)
+    return session_id
 
 
 async def login(request: Request) -> Response:
     form = await request.form()
     who = await run_in_threadpool(visitor, request)
-    if not who.signer.check_csrf(who.session, _field(form, "csrf_token", 200)):
+    if not who.check_csrf(_field(form, "csrf_token", 200)):
         return _csrf_refused(who)
     next_path = safe_next(_field(form, "next", 600))
     token = _field(form, "token", 500).strip()
     try:
-        await run_in_threadpool(who.state.registry.authenticate, token)
+        # A fresh id: an id planted before sign-in is worthless after it.
+        session_id = await run_in_threadpool(_open_session, who, token)
     except reg.AuthenticationError:
         return render(
             who, "login.html", 401, next=next_path,
             error="That token is not valid (it may have been revoked). Check it and try again.",
         )
-    session = Session.new(token)  # a fresh id: an id planted before sign-in is worthless after
     response = RedirectResponse(next_path, status_code=303)
-    set_session(request, response, who.signer, session)
+    set_session(request, response, session_id)
     return response
 
 
 async def logout(request: Request) -> Response:
     form = await request.form()
     who = await run_in_threadpool(visitor, request)
-    if not who.signer.check_csrf(who.session, _field(form, "csrf_token", 200)):
+    if not who.check_csrf(_field(form, "csrf_token", 200)):
         return _csrf_refused(who)
+    if who.session is not None and who.session_id is not None:
+        await run_in_threadpool(who.state.registry.close_web_session, who.session_id)
     response = RedirectResponse("/", status_code=303)
-    clear_session(response)
+    clear_session(request, response)
     return response
 
 
@@ -110,7 +128,7 @@ async def submit_review(namespace: str, name: str, request: Request) -> Response
     form = await request.form()
     who = await run_in_threadpool(visitor, request)
     back = package_url(f"{namespace}/{name}")
-    if not who.signer.check_csrf(who.session, _field(form, "csrf_token", 200)):
+    if not who.check_csrf(_field(form, "csrf_token", 200)):
         return _csrf_refused(who)
     if who.principal is None:
         return login_redirect(back)
@@ -143,7 +161,7 @@ def _reply(who: Visitor, review_id: int, text: str) -> str:
 async def submit_reply(review_id: int, request: Request) -> Response:
     form = await request.form()
     who = await run_in_threadpool(visitor, request)
-    if not who.signer.check_csrf(who.session, _field(form, "csrf_token", 200)):
+    if not who.check_csrf(_field(form, "csrf_token", 200)):
         return _csrf_refused(who)
     if who.principal is None:
         return login_redirect("/")

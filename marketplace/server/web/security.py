@@ -1,4 +1,4 @@
-"""Browser-facing security: response headers, the signed session cookie and CSRF tokens.
+"""Browser-facing security: response headers, the session cookie and CSRF tokens.
 
 Invariants:
 - Every response leaves with `CONTENT_SECURITY_POLICY` (no inline script or style, nothing from
@@ -6,12 +6,16 @@ Invariants:
   deny-all frame policy, JSON and the API docs page included (its Swagger UI is served from
   this origin with its initializer in a static file, see `apidocs`). A response that sets its
   own CSP keeps it.
-- The session cookie is `base64(json) + "." + HMAC-SHA256(secret, base64(json))`, HttpOnly,
-  SameSite=Strict and Path=/. A cookie whose MAC does not verify is ignored, never trusted in
-  part. It carries a random session id and, once signed in, the user's API token: the token is
-  re-authenticated against the registry on every request, so a revoked token ends the session.
-- A CSRF token is HMAC(secret, "csrf" + session id): bound to the session, unforgeable without
-  the server's secret, and checked with a constant-time comparison on every POST form.
+- The session cookie holds one opaque, random 256-bit id (43 url-safe characters), nothing
+  else: no token, no name. HttpOnly, SameSite=Strict, Path=/, Secure when the browser came over
+  https. Signed in, the id names a server-side session (`registry` table `web_session`, only
+  its sha256 stored) that ends at its expiry, at sign-out (the row is deleted, so a copied
+  cookie is worthless) or when the token it was opened with is revoked. An id that names no
+  live session is an anonymous visitor's, whatever it was before; a cookie of any other shape
+  is ignored.
+- CSRF: a signed-in session's forms echo its own random secret, stored with it; an anonymous
+  visitor's (the sign-in form) echo HMAC(server secret, "csrf:" + id), so they need no row. Both
+  are compared in constant time on every POST form.
 """
 
 from __future__ import annotations
@@ -19,10 +23,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import os
+import re
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,7 +42,6 @@ _COMMON_HEADERS: list[tuple[bytes, bytes]] = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
 SESSION_COOKIE = "af_session"
-SESSION_MAX_AGE = 7 * 24 * 3600
 SECRET_FILE = "web-session.key"
 
 
@@ -67,60 +69,40 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-@dataclass(frozen=True)
-class Session:
-    """What the session cookie holds: a random id and, when signed in, the API token."""
-
-    sid: str
-    token: str | None = None
-
-    @classmethod
-    def new(cls, token: str | None = None) -> Session:
-        return cls(secrets.token_urlsafe(18), token)
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-class SessionSigner:
-    """Signs and verifies session cookies and derives CSRF tokens from one server secret."""
+def new_session_id() -> str:
+    """A fresh random id: 32 bytes (256 bits), url-safe base64 without padding."""
+    return secrets.token_urlsafe(32)
+
+
+def read_session_id(cookie: str | None) -> str | None:
+    """The session id in `cookie`, or None when absent or not of the shape we issue."""
+    if cookie is None or SESSION_ID.fullmatch(cookie) is None:
+        return None
+    return cookie
+
+
+class CsrfSigner:
+    """Derives anonymous visitors' CSRF tokens from one server secret, and checks tokens."""
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 16:
             raise ValueError("the web session secret must be at least 16 bytes")
         self._secret = secret
 
-    def _mac(self, payload: bytes) -> str:
-        digest = hmac.new(self._secret, payload, hashlib.sha256).digest()
+    def anonymous_token(self, session_id: str) -> str:
+        digest = hmac.new(self._secret, b"csrf:" + session_id.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    def dumps(self, session: Session) -> str:
-        body = json.dumps({"sid": session.sid, "token": session.token}, separators=(",", ":"))
-        payload = base64.urlsafe_b64encode(body.encode()).rstrip(b"=")
-        return f"{payload.decode()}.{self._mac(payload)}"
-
-    def loads(self, cookie: str | None) -> Session | None:
-        """The session in `cookie`, or None when absent, malformed or not signed by us."""
-        if not cookie or "." not in cookie or len(cookie) > 4096:
-            return None
-        payload, _, mac = cookie.rpartition(".")
-        if not hmac.compare_digest(mac, self._mac(payload.encode())):
-            return None
-        try:
-            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        except ValueError:
-            return None
-        if not isinstance(data, dict):
-            return None
-        sid, token = data.get("sid"), data.get("token")
-        if not isinstance(sid, str) or not (token is None or isinstance(token, str)):
-            return None
-        return Session(sid, token)
-
-    def csrf_token(self, session: Session) -> str:
-        return self._mac(b"csrf:" + session.sid.encode())
-
-    def check_csrf(self, session: Session | None, submitted: str | None) -> bool:
-        if session is None or not submitted:
+    @staticmethod
+    def matches(expected: str, submitted: str | None) -> bool:
+        if not expected or not submitted:
             return False
-        return hmac.compare_digest(self.csrf_token(session), submitted)
+        return hmac.compare_digest(
+            expected.encode(), submitted.encode("utf-8", "surrogatepass")
+        )
 
 
 def load_or_create_secret(home: Path) -> bytes:
