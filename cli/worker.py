@@ -70,10 +70,14 @@ def worker(concurrency: int | None, home: Path | None) -> None:
     shown = make_url(url).render_as_string(hide_password=True)
     os.environ["AGENTFACTORY_HOME"] = str(settings.home)  # read by the installed-agents plugin
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Our own warnings say, in one line, what procrastinate reports with tracebacks (a lost
+    # database, an aborted job).
+    logging.getLogger("procrastinate").setLevel(logging.CRITICAL)
 
     from marketplace.server.app import worker_config
     from registry.db import make_engine
     from runs.remote import RemoteWorker
+    from runs.slots import reason
     from runs.store import RunStore
 
     engine = make_engine(url)
@@ -86,8 +90,7 @@ def worker(concurrency: int | None, home: Path | None) -> None:
             )
             remote.prepare()
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            raise DatabaseUnreachable(shown, reason) from None
+            raise DatabaseUnreachable(shown, reason(exc)) from None
         click.echo(f"Agent Factory worker {remote.owner}: {remote.concurrency} "
                    f"slot{'s' if remote.concurrency != 1 else ''} on queue 'runs' of {shown}")
         asyncio.run(_serve(remote))

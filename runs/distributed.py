@@ -40,6 +40,7 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from runs.slots import reason
 from runs.store import RunStore
 
 log = logging.getLogger("agentfactory.runs")
@@ -169,7 +170,7 @@ class ProcrastinateEngine:
                 for run_id in self.queue.sweep(self.store):
                     self.on_change(run_id)
             except Exception as exc:  # the database is away: the next sweep tries again
-                log.warning("run sweep failed: %s", exc)
+                log.warning("run sweep failed: %s", reason(exc))
             if self._stop.wait(self.store.settings.sweep_s):
                 return
 
@@ -185,5 +186,5 @@ class ProcrastinateEngine:
                         for notice in conn.notifies(timeout=0.5):
                             self.on_change(notice.payload)
             except psycopg.Error as exc:
-                log.warning("run listener lost the database, reconnecting: %s", exc)
+                log.warning("run listener lost the database, reconnecting: %s", reason(exc))
                 self._stop.wait(self.store.settings.sweep_s)

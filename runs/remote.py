@@ -36,7 +36,7 @@ from procrastinate.jobs import Status
 
 from runs.distributed import QUEUE, TASK, RunQueue, conninfo, ensure_schema
 from runs.schemas import RunPublic
-from runs.slots import SlotPool
+from runs.slots import SlotPool, reason
 from runs.store import RunStore
 from runs.worker import WorkerConfig
 
@@ -45,6 +45,9 @@ log = logging.getLogger("agentfactory.runs")
 HEARTBEAT_S = 5.0
 """Procrastinate's worker heartbeat; its jobs are stalled after `STALLED_S` without one."""
 STALLED_S = 30.0
+CONNECT_TIMEOUT_S = 5.0
+"""How long a database call waits for a connection: an outage is noticed (and a stop is not
+held up) after this long."""
 
 Reporter = Callable[[RunPublic], None]
 
@@ -72,6 +75,7 @@ class RemoteWorker:
         )
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(
             conninfo=conninfo(database_url), min_size=1, max_size=concurrency + 2,
+            timeout=CONNECT_TIMEOUT_S,
         ))
         self.app.task(name=TASK, queue=QUEUE, pass_context=True)(self._job)
         self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix="run-slot")
@@ -103,7 +107,7 @@ class RemoteWorker:
                         if not self._stopping.is_set():
                             raise
                     except Exception as exc:
-                        log.warning("worker lost the database, starting again: %s", exc)
+                        log.warning("worker lost the database, starting again: %s", reason(exc))
                         await self._pause()
         finally:
             sweeper.cancel()
@@ -139,7 +143,7 @@ class RemoteWorker:
         try:
             self.pool.execute(run_id)  # a run given back was queued again with a new job
         except Exception as exc:  # the database failed mid-run: the lease will expire
-            log.warning("run %s: %s", run_id, exc)
+            log.warning("run %s: %s", run_id, reason(exc))
 
     def _changed(self, run_id: str) -> None:
         try:
@@ -147,7 +151,7 @@ class RemoteWorker:
             if self.report is not None:
                 self.report(self.store.get(run_id))
         except Exception as exc:
-            log.warning("run %s: could not announce its change: %s", run_id, exc)
+            log.warning("run %s: could not announce its change: %s", run_id, reason(exc))
 
     # ----------------------------------------------------------------------------- sweeping
 
@@ -163,7 +167,7 @@ class RemoteWorker:
                     rounds = 0
                     await self._close_stalled_jobs()
             except Exception as exc:
-                log.warning("run sweep failed: %s", exc)
+                log.warning("run sweep failed: %s", reason(exc))
 
     async def _close_stalled_jobs(self) -> None:
         manager = self.app.job_manager

@@ -51,6 +51,13 @@ START_TIMEOUT_S = 120.0
 Listener = Callable[[str], None]
 
 
+def reason(exc: BaseException) -> str:
+    """One line saying why a database call failed (the driver's words, without SQLAlchemy's
+    wrapping)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class _Lost:
     """The worker died mid-run; `reason` says how."""
 
@@ -191,7 +198,7 @@ class SlotPool:
         try:
             return self.store.heartbeat(claim)
         except SQLAlchemyError as exc:
-            log.warning("run %s: lease not renewed, trying again: %s", claim.run_id, exc)
+            log.warning("run %s: lease not renewed, trying again: %s", claim.run_id, reason(exc))
             return "ok"
 
     # ---------------------------------------------------------------------------- stopping
