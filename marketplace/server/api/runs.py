@@ -146,15 +146,16 @@ async def run_events(
     run_id: RunIdPath,
     principal: Runner,
     runs: RunsDep,
+    # Not `int | None`: a header cannot carry a null, so the document must not offer one.
     last_event_id: Annotated[
-        int | None, Header(ge=0, le=2**31, description="Resume after this event number.")
-    ] = None,
+        int, Header(ge=0, le=2**31, description="Resume after this event number.")
+    ] = 0,
 ) -> StreamingResponse:
     """Follow a run's progress as Server-Sent Events."""
     owner = principal.publisher_id
-    first = await to_thread.run_sync(runs.store.events, run_id, last_event_id or 0, owner)
+    first = await to_thread.run_sync(runs.store.events, run_id, last_event_id, owner)
     return StreamingResponse(
-        _stream(runs, run_id, owner, first, last_event_id or 0),
+        _stream(runs, run_id, owner, first, last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
