@@ -1,6 +1,7 @@
 """`agentfactory run TEMPLATE --input FILE|-`: run one agent on one input and print JSON.
 
 `--remote` hands the run to the marketplace server instead (`cli.runs`, imported only then).
+A prompt agent's tokens are written to stderr as the model produces them (docs/models.md).
 
 Input rules: a file holding a JSON object is the task itself; any other content (Markdown,
 source code, a spec, a JSON array...) becomes `{"text": <content>}`. `--config` takes a JSON object
@@ -99,6 +100,29 @@ def _missing_package(name: str) -> bool:
     return key not in read_lock(agentfactory_home()).agents
 
 
+def _process_streaming(agent: Any, task: dict[str, Any]) -> dict[str, Any]:
+    """Run a prompt agent, its tokens written to stderr as the model produces them (the
+    result, text and usage, still goes to stdout as JSON)."""
+    from models.context import calling
+    from models.types import CallContext
+
+    streamed = False
+
+    def show(token: str) -> None:
+        nonlocal streamed
+        streamed = True
+        sys.stderr.write(token)
+        sys.stderr.flush()
+
+    try:
+        with calling(CallContext(on_token=show)):
+            result: dict[str, Any] = agent.process(task)
+    finally:
+        if streamed:
+            sys.stderr.write("\n")
+    return result
+
+
 @click.command()
 @click.argument("template")
 @click.option(
@@ -151,7 +175,10 @@ def run(
         except TemplateNotFound as exc:
             raise _explain_missing(exc) from None
         try:
-            result = agent.process(task)
+            if agent.implementation == "prompt":
+                result = _process_streaming(agent, task)
+            else:
+                result = agent.process(task)
         except ValueError as exc:  # plugins report bad input as ValueError naming the field
             raise AgentInputError(f"{template}: {exc}") from None
     from cli.output import print_result_json  # highlighted on a terminal, plain JSON in a pipe

@@ -112,8 +112,9 @@ def resolve(name: str, lookup: Lookup) -> AgentTemplate:
         if removals:
             merged = copy.deepcopy(merged)  # never mutate a parent's structures
             apply_removals(merged, removals, f"template {template.name!r}")
-        if "workflow" in own:
-            merged.pop("workflow", None)
+        for whole in ("workflow", "output_schema"):  # replaced whole, never merged
+            if whole in own:
+                merged.pop(whole, None)
         merged = merge(merged, own)
 
     merged["name"] = name

@@ -30,9 +30,10 @@ FIELDS = (
 )  # fmt: skip
 """The fields of a resolved document, in the order `agentfactory templates show` prints them."""
 
-OPTIONAL_FIELDS = ("workflow",)
-"""Fields a resolved document holds only when they are set (a workflow template's steps), so an
-agent's document, and its hash, are the same as before they existed."""
+OPTIONAL_FIELDS = ("workflow", "output_schema")
+"""Fields a resolved document holds only when they are set (a workflow template's steps, a prompt
+agent's output schema), so other documents, and their hashes, are the same as before they
+existed."""
 
 MODEL_FIELDS = ("provider", "name", "parameters")
 
@@ -64,6 +65,7 @@ class ResolvedTemplate:
     implementation: str | None
     metadata: dict[str, Any]
     workflow: dict[str, Any] | None = None  # a workflow's steps (`core.workflow.Workflow`)
+    output_schema: dict[str, Any] | None = None  # a prompt agent's answer schema (docs/models.md)
 
     @property
     def hash(self) -> str:
@@ -85,6 +87,8 @@ class ResolvedTemplate:
         }
         if self.workflow is not None:
             document["workflow"] = self.workflow
+        if self.output_schema is not None:
+            document["output_schema"] = self.output_schema
         return copy.deepcopy(document)
 
     @classmethod
@@ -97,6 +101,9 @@ class ResolvedTemplate:
         workflow = document.get("workflow")
         if workflow is not None and not isinstance(workflow, dict):
             raise ValueError("workflow must be an object")
+        output_schema = document.get("output_schema")
+        if output_schema is not None and not isinstance(output_schema, dict):
+            raise ValueError("output_schema must be an object")
         _exact_keys({k: v for k, v in document.items() if k not in OPTIONAL_FIELDS}, FIELDS,
                     "template")
         model = document["model"]
@@ -121,6 +128,7 @@ class ResolvedTemplate:
             implementation=_optional_str(document, "implementation"),
             metadata=metadata,
             workflow=workflow,
+            output_schema=output_schema,
         )
 
 

@@ -102,6 +102,14 @@ class AgentTemplate(BaseModel):
             "See docs/workflows.md."
         ),
     )
+    output_schema: dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # absent from a document (and hash) without one
+        description=(
+            "JSON Schema the answer of a prompt agent must match; the agent then returns the "
+            "validated JSON. See docs/models.md."
+        ),
+    )
     remove: dict[str, list[str]] = Field(
         default_factory=dict,
         alias="$remove",

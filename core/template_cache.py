@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
     from core.config import FactorySettings
 
-FORMAT = 1
+FORMAT = 2  # 2: documents may hold `output_schema`
 MAX_FILES = 32
 PREFIX = "templates-"
 
