@@ -35,6 +35,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "templates": ("cli.templates:templates", "List, show, validate templates; print schema."),
     "run": ("cli.run:run", "Run an agent on an input file and print the result as JSON."),
     "runs": ("cli.runs:runs", "List, show and cancel your runs on the marketplace."),
+    "usage": ("cli.usage:usage", "Show the tokens and cost of model calls on this machine."),
     "sandbox": ("cli.sandbox:sandbox", "Build the sandbox runner or run a file inside it."),
     "vet": ("cli.sandbox:vet", "Run a package's examples in the sandbox and print the report."),
     "serve": ("cli.serve:serve", "Start the marketplace server."),
