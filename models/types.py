@@ -20,6 +20,12 @@ LOCAL_ACCOUNT = "local"
 """The account of calls made from a user's own machine (the CLI, a library)."""
 
 
+def server_account(publisher_id: int) -> str:
+    """The account of calls made on the marketplace for publisher `publisher_id` (the same key
+    as the server's per-account rate limits)."""
+    return f"account:{publisher_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     role: Role

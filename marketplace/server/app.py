@@ -174,6 +174,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 log.info("published %d built-in agent(s) under builtin/", len(published))
         state.factory, stop_watching = build_factory(settings, app.state.plugins)
         state.metrics.track(state.factory)
+        from models.ledger_sql import SqlLedger
+
+        state.metrics.track_usage(SqlLedger(state.registry.engine))
         state.runs = start_runs(settings, state)
         # Registry queries run in anyio's worker threads: as many as the operator allows.
         limiter = to_thread.current_default_thread_limiter()

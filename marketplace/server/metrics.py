@@ -8,6 +8,8 @@ one process (two tests) count separately. It holds:
 - a collector that reads the factory's and the sandbox's own counters and duration histograms at
   scrape time (`FactorySnapshot`), so core never imports a metrics library and nothing is counted
   twice;
+- a collector of model tokens and cost by model and agent, summed from the spend ledger at
+  scrape time (`ModelUsageCollector`), so every worker's model calls are counted once;
 - the process and platform collectors (`process_*`, `python_info`).
 
 Multi-process mode: when `PROMETHEUS_MULTIPROC_DIR` is set before the server starts (as
@@ -154,6 +156,31 @@ class FactoryCollector(Collector):
         )
 
 
+class ModelUsageCollector(Collector):
+    """Tokens and cost of model calls by model and agent, read from the spend ledger at each
+    scrape (the ledger is the registry database's `model_usage` table: every worker's calls,
+    whichever process made them)."""
+
+    def __init__(self) -> None:
+        self.ledger: Any = None  # a models.ledger.SpendLedger once the app is started
+
+    def collect(self) -> Iterator[Any]:
+        tokens = CounterMetricFamily(
+            "agentfactory_model_tokens", "Model tokens by model, agent and direction.",
+            labels=("model", "agent", "direction"),
+        )
+        cost = CounterMetricFamily(
+            "agentfactory_model_cost_usd", "Model cost in USD by model and agent.",
+            labels=("model", "agent"),
+        )
+        for total in self.ledger.totals() if self.ledger is not None else ():
+            tokens.add_metric((total.model, total.agent, "input"), total.input_tokens)
+            tokens.add_metric((total.model, total.agent, "output"), total.output_tokens)
+            cost.add_metric((total.model, total.agent), total.cost)
+        yield tokens
+        yield cost
+
+
 class ServerMetrics:
     """The server's own metrics, on a registry of their own, plus the scrape-time collectors."""
 
@@ -178,10 +205,12 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.factory = FactoryCollector()
+        self.model_usage = ModelUsageCollector()
         # In this process's memory whatever the mode: registered on the per-app registry, and
         # added to the aggregating registry of a multi-process scrape.
         self._local: tuple[Collector, ...] = (
             self.factory,
+            self.model_usage,
             ProcessCollector(registry=None),
             PlatformCollector(registry=None),
         )
@@ -191,6 +220,10 @@ class ServerMetrics:
     def track(self, factory: Any) -> None:
         """Report `factory`'s figures from now on (the app calls this once it is built)."""
         self.factory.factory = factory
+
+    def track_usage(self, ledger: Any) -> None:
+        """Report the model usage recorded in `ledger` (a `models.ledger.SpendLedger`)."""
+        self.model_usage.ledger = ledger
 
     def snapshot(self) -> FactorySnapshot:
         return FactorySnapshot.of(self.factory.factory)
