@@ -120,6 +120,31 @@ def holder(workers: list[Worker], run_id: str, status: str = "running") -> Worke
     return found
 
 
+@pytest.mark.parametrize(
+    ("command", "env", "says"),
+    [
+        (["worker"], {}, "agentfactory worker takes its runs from PostgreSQL, and "
+                         "AGENTFACTORY_DATABASE_URL is not set"),
+        (["worker"], {"AGENTFACTORY_DATABASE_URL": "sqlite:///runs.db"}, "is sqlite:..., not"),
+        (["serve", "--port", "1"], {"AGENTFACTORY_RUN_ENGINE": "procrastinate"},
+         "AGENTFACTORY_RUN_ENGINE='procrastinate' in the environment: needs a PostgreSQL"),
+        (["serve", "--port", "1"], {"AGENTFACTORY_RUN_ENGINE": "celery"},
+         "must be one of local, procrastinate"),
+    ],
+)
+def test_scale_out_without_postgresql_is_one_line(
+    tmp_path: Path, command: list[str], env: dict[str, str], says: str
+) -> None:
+    base = {k: v for k, v in os.environ.items() if k != "AGENTFACTORY_DATABASE_URL"}
+    done = subprocess.run(
+        [str(AGENTFACTORY), *command], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**base, "AGENTFACTORY_HOME": str(tmp_path), "AGENTFACTORY_VET_UPLOADS": "0", **env},
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert says in done.stderr, done.stderr
+
+
 def test_runs_through_the_api_complete_on_the_workers(
     database: str, cluster: Start
 ) -> None:
