@@ -6,7 +6,8 @@ call: `reserve` (estimate: input tokens from the text length, output tokens = th
 `max_tokens`; cost from the price table) → the provider call → `settle` (the reported usage is
 recorded in the ledger, the reservation released). Either step raises `BudgetExceeded` naming the
 scope and the figures; a settled call that went over is recorded all the same (it was spent) and
-its answer withheld.
+its answer withheld. Settling checks the usage against the spend `reserve` read (one write, no
+read), so calls settled by other processes in between are seen by the next call, not this one.
 
 Invariant: calls in flight in this process count against their scopes through their
 reservations, so concurrent calls cannot together pass a limit that each alone would fit
@@ -39,6 +40,13 @@ def estimate_tokens(text: str) -> int:
 class Estimate:
     tokens: int
     cost: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What each limited scope had spent (settled) when the call was let through."""
+
+    before: dict[str, Spend]
 
 
 Scope = tuple[str, str]  # ("run" | "agent_day" | "account_day", its run id, agent or account)
@@ -89,14 +97,16 @@ class BudgetGuard:
         return any(limit is not None for limit in self._limits(scope))
 
     @contextmanager
-    def reserve(self, ctx: CallContext, estimate: Estimate) -> Iterator[None]:
+    def reserve(self, ctx: CallContext, estimate: Estimate) -> Iterator[Reservation]:
         """Refuse the call if `estimate` cannot fit a scope; hold it as pending meanwhile."""
         self._check("call", Spend(), estimate.tokens, estimate.cost, "before")
         held: list[Scope] = []
+        reservation = Reservation({})
         with self._lock:
             for key, read in self._scopes(ctx):
                 pending = self._pending.get(key, Spend())
                 done = read()
+                reservation.before[key[0]] = done
                 self._check(key[0], Spend(done.tokens + pending.tokens,
                                           done.cost + pending.cost),
                             estimate.tokens, estimate.cost, "before")
@@ -106,7 +116,7 @@ class BudgetGuard:
                 self._pending[key] = Spend(pending.tokens + estimate.tokens,
                                            pending.cost + estimate.cost)
         try:
-            yield
+            yield reservation
         finally:
             with self._lock:
                 for key in held:
@@ -117,15 +127,14 @@ class BudgetGuard:
                     else:
                         self._pending[key] = left
 
-    def settle(self, ctx: CallContext, usage: Usage) -> None:
-        """Record `usage`; raise `BudgetExceeded` if it took a scope over its limit."""
-        with self._lock:  # the sums before, then the entry: no other settle in between
-            before = {key[0]: read() for key, read in self._scopes(ctx)}
-            self.ledger.record(UsageEntry(
-                at=self.clock(), account=ctx.account, agent=ctx.agent, run_id=ctx.run_id,
-                provider=usage.provider, model=usage.model, input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens, cost=usage.cost, latency_ms=usage.latency_ms,
-            ))
+    def settle(self, ctx: CallContext, usage: Usage, reservation: Reservation) -> None:
+        """Record `usage`; raise `BudgetExceeded` if it took a scope over its limit (counted
+        from the spend `reserve` read, so settling costs one write and no read)."""
+        self.ledger.record(UsageEntry(
+            at=self.clock(), account=ctx.account, agent=ctx.agent, run_id=ctx.run_id,
+            provider=usage.provider, model=usage.model, input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens, cost=usage.cost, latency_ms=usage.latency_ms,
+        ))
         self._check("call", Spend(), usage.tokens, usage.cost, "after")
-        for scope, spent in before.items():
+        for scope, spent in reservation.before.items():
             self._check(scope, spent, usage.tokens, usage.cost, "after")

@@ -89,13 +89,13 @@ class ModelGateway:
         buffered = policy != "off"
         on_token = None if buffered else ctx.on_token
         try:
-            with self.budgets.reserve(ctx, estimate):
+            with self.budgets.reserve(ctx, estimate) as reservation:
                 target, raw, latency_ms = self._call(request, targets, messages, max_tokens,
                                                      on_token)
                 usage = self._usage(target, raw, messages, latency_ms)
                 if ctx.on_usage is not None:
                     ctx.on_usage(usage)
-                self.budgets.settle(ctx, usage)
+                self.budgets.settle(ctx, usage, reservation)
         except ModelError as exc:
             self._audit("model.call", exc.code, request, {"error": exc.code})
             raise

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, func, select
+from sqlalchemy import Engine, Table, create_engine, event, func, select
 from sqlmodel import Session, SQLModel, col
 
 from models.ledger import Spend, UsageEntry, UsageRow, UsageTotal
@@ -31,6 +31,16 @@ class SqlLedger:
         """A ledger in the SQLite file at `path` (created with its table when missing)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # WAL with NORMAL sync: a commit is not an fsync, and readers never wait on it.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
         SQLModel.metadata.create_all(engine, tables=[TABLE])
         return cls(engine)
 
@@ -65,8 +75,8 @@ class SqlLedger:
             since = since.astimezone(UTC)
             query = query.where(col(UsageRecord.day) >= since.date(),
                                 col(UsageRecord.at) >= since)
-        with Session(self.engine) as session:
-            tokens, cost = session.execute(query).one()
+        with self.engine.connect() as connection:
+            tokens, cost = connection.execute(query).one()
         return Spend(int(tokens), float(cost))
 
     def usage(

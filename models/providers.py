@@ -205,10 +205,17 @@ def _gateway_chat() -> type[Any]:
             def __init__(self, *args: Any, timeout_s: float, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # llm's
                 self.timeout_s = timeout_s
+                self._clients: dict[tuple[str | None, bool], Any] = {}
 
             def get_client(self, key: str | None, *, async_: bool = False) -> Any:
-                client = super().get_client(key, async_=async_)  # type: ignore[no-untyped-call]
-                return client.with_options(timeout=self.timeout_s, max_retries=0)
+                # llm builds a client per call, and each loads the CA store (~0.1 s): keep one
+                # per key (an openai client is thread-safe and pools its connections).
+                client = self._clients.get((key, async_))
+                if client is None:
+                    client = super().get_client(key, async_=async_)  # type: ignore[no-untyped-call]
+                    client = client.with_options(timeout=self.timeout_s, max_retries=0)
+                    self._clients[(key, async_)] = client
+                return client
 
         _GATEWAY_CHAT = GatewayChat
     return _GATEWAY_CHAT
