@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import CheckConstraint, Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -203,3 +203,51 @@ class DownloadClient(SQLModel, table=True):
     release_id: int = Field(foreign_key="release.id", primary_key=True)
     day: date = Field(primary_key=True, index=True)
     client: str = Field(primary_key=True, max_length=64)
+
+
+class LogLeaf(SQLModel, table=True):
+    """Leaf `idx` of the public release log (`registry.log_store`): one accepted release, the
+    fields of its entry (`registry.translog.LogEntry`) and the entry's leaf hash. One leaf per
+    release and per (name, version); leaves are only ever added, in index order."""
+
+    __tablename__ = "log_leaf"
+    __table_args__ = (
+        UniqueConstraint("name", "version", name="log_leaf_release"),
+        CheckConstraint("length(leaf_hash) = 64", name="log_leaf_hash_len"),
+        CheckConstraint("idx >= 0", name="log_leaf_idx_nonneg"),
+    )
+
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    leaf_hash: str = Field(max_length=64)
+    release_id: int = Field(foreign_key="release.id", unique=True)
+    name: str = Field(max_length=130)
+    version: str = Field(max_length=64)
+    digest: str = Field(max_length=64)
+    key_id: str = Field(max_length=32)
+    record: str | None = Field(default=None, max_length=64)
+
+
+class LogNode(SQLModel, table=True):
+    """A completed perfect subtree of the release log: `2**level` leaves from leaf
+    `idx * 2**level` (levels >= 1; level 0 is `LogLeaf`). Written once, when its last leaf is."""
+
+    __tablename__ = "log_node"
+    __table_args__ = (CheckConstraint("length(hash) = 64", name="log_node_hash_len"),)
+
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: str = Field(max_length=64)
+
+
+class LogHead(SQLModel, table=True):
+    """The signed tree head of every size the log has had (one per append): the latest is the
+    row of the largest size; older ones answer consistency proofs."""
+
+    __tablename__ = "log_head"
+    __table_args__ = (CheckConstraint("length(root_hash) = 64", name="log_head_root_len"),)
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_hash: str = Field(max_length=64)
+    timestamp_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    key_id: str = Field(max_length=32)
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

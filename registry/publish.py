@@ -1,6 +1,6 @@
 """Publishing: a pipeline of named steps over one `PublishContext`, all or nothing.
 
-    parse -> validate -> authorize -> verify -> dedupe -> store -> index
+    parse -> validate -> authorize -> verify -> dedupe -> store -> index -> log
 
 Each step reads and fills the context and raises a typed error to refuse; each is testable on
 its own. The whole pipeline runs in one write transaction (see `registry.db`). The blob is
@@ -8,7 +8,9 @@ written (`store`) before the release row is flushed and committed (`index`), so 
 release always has its blob. If anything fails after the blob was written, the transaction is
 rolled back and the blob is deleted unless another release refers to the same digest. A crash
 that kills the process between the two leaves only an orphan blob, which
-`blobs.cleanup_orphans` removes; never a release without its bytes.
+`blobs.cleanup_orphans` removes; never a release without its bytes. The `log` step appends the
+release to the public release log (`registry.log_store`) in the same transaction: a release is
+committed with its log entry and signed tree head, or neither is.
 
 When the registry has a vetter (the sandbox, in the marketplace), the read-only steps
 (`PREFLIGHT`: parse to dedupe) run once beforehand and the package is vetted between the two
@@ -52,6 +54,7 @@ from registry.errors import (
     UnknownKey,
     SignatureMismatch,
 )
+from registry.log_store import LoggedEntry, LogStore, entry_of
 from registry.manifest import Manifest, parse_manifest
 from registry.models import Namespace, Release, SigningKeyRecord, utcnow
 from registry.models import Package as PackageRow
@@ -98,6 +101,8 @@ class PublishContext:
     release: Release | None = None
     vetting: VettingOutcome | None = None
     package_check: PackageCheck | None = None
+    log: LogStore | None = None
+    logged: LoggedEntry | None = None
 
     def need_manifest(self) -> Manifest:
         if self.manifest is None:
@@ -269,6 +274,15 @@ def step_index(ctx: PublishContext) -> None:
     ctx.release = release
 
 
+def step_log(ctx: PublishContext) -> None:
+    """Append the release to the release log (its leaf, completed subtrees, signed head)."""
+    if ctx.log is None:
+        return  # a pipeline without a registry around it (tests of the other steps)
+    assert ctx.release is not None and ctx.release.id is not None
+    entry = entry_of(ctx.release, ctx.normalized_name)
+    ctx.logged = ctx.log.append(ctx.session, entry, ctx.release.id)
+
+
 Step = Callable[[PublishContext], None]
 STEPS: tuple[tuple[str, Step], ...] = (
     ("parse", step_parse),
@@ -278,6 +292,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("dedupe", step_dedupe),
     ("store", step_store),
     ("index", step_index),
+    ("log", step_log),
 )
 # The read-only steps: everything that can refuse an upload before its bytes are stored.
 PREFLIGHT = STEPS[:5]

@@ -30,6 +30,7 @@ from registry.errors import (
     UnknownKey,
     VettingFailed,
 )
+from registry.log_store import ConsistencyProof, EntryPage, InclusionProof, LogStore
 from registry.models import (
     DownloadClient,
     DownloadCount,
@@ -65,6 +66,8 @@ from registry.schemas import (
     WebSessionPublic,
     split_list,
 )
+from registry.signing import SigningKey
+from registry.translog import SignedTreeHead
 
 
 class Registry:
@@ -79,6 +82,9 @@ class Registry:
         self.package_check = package_check
         init_db(engine)
         self.fts = fts_available(engine)
+        # The public release log (`registry.log_store`), its heads signed by `log_key`.
+        self.log = LogStore(self.log_key)
+        self._log_synced = False
 
     @classmethod
     def open(
@@ -90,6 +96,14 @@ class Registry:
         home.mkdir(parents=True, exist_ok=True)
         engine = make_engine(url or f"sqlite:///{home / 'registry.db'}")
         return cls(engine, LocalBlobStore(home / "blobs"), config, vetter, package_check)
+
+    def log_key(self) -> SigningKey:
+        """The key that signs the release log's heads: the registry's own key; a registry with
+        no data directory (built on an engine alone, as tests do) signs with a key of its own
+        that lives as long as the object."""
+        if self.key_home is None and self._key is None:
+            self._key = SigningKey.generate()
+        return self.registry_key()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -184,13 +198,14 @@ class Registry:
         self, principal: Principal, archive: bytes, signature: bytes, key_id: str
     ) -> ReleasePublic:
         vetting = self._vet(principal, archive, signature, key_id) if self.vetter else None
+        self._sync_log()
         bind = self.engine.execution_options(registry_write=True)
         for attempt in range(2):
             with Session(bind, expire_on_commit=False) as s:
                 ctx = PublishContext(
                     session=s, blobs=self.blobs, config=self.config, principal=principal,
                     archive=archive, signature=signature, key_id=key_id, vetting=vetting,
-                    package_check=self.package_check,
+                    package_check=self.package_check, log=self.log,
                 )
                 try:
                     return run_publish(ctx)
@@ -347,6 +362,35 @@ class Registry:
         with read_session(self.engine) as s:
             known = s.exec(select(Release.digest)).all()
         return cleanup_orphans(self.blobs, known)
+
+    # -- release log ------------------------------------------------------------------------
+
+    def _sync_log(self) -> None:
+        """Once per object: append releases published before the log existed."""
+        if not self._log_synced:
+            with write_session(self.engine) as s:
+                self.log.sync(s)
+            self._log_synced = True
+
+    def log_head(self) -> SignedTreeHead:
+        self._sync_log()
+        with read_session(self.engine) as s:
+            return self.log.head(s)
+
+    def log_inclusion(self, name: str, version: str) -> InclusionProof:
+        self._sync_log()
+        with read_session(self.engine) as s:
+            return self.log.inclusion(s, name, version)
+
+    def log_consistency(self, old: int, new: int | None = None) -> ConsistencyProof:
+        self._sync_log()
+        with read_session(self.engine) as s:
+            return self.log.consistency(s, old, new)
+
+    def log_entries(self, start: int, limit: int) -> EntryPage:
+        self._sync_log()
+        with read_session(self.engine) as s:
+            return self.log.entries(s, start, limit)
 
     # -- reviews ----------------------------------------------------------------------------
 
