@@ -53,6 +53,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "list": ("cli.market:list_installed", "List installed agents."),
     "rate": ("cli.market:rate", "Rate a package 1-5 and optionally review it."),
     "reviews": ("cli.market:reviews", "List a package's reviews."),
+    "log": ("cli.log:log", "Audit the registry's public release log (verify, dump)."),
 }
 
 

@@ -21,7 +21,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 import httpx
@@ -48,6 +48,15 @@ from marketplace.client.records import (
     RunEvent,
     TokenInfo,
 )
+
+if TYPE_CHECKING:
+    from marketplace.client.logtrust import (
+        ConsistencyInfo,
+        EntriesInfo,
+        InclusionInfo,
+        LogKeyInfo,
+        TreeHeadInfo,
+    )
 
 API = "/api/v1"
 DEFAULT_MAX_DOWNLOAD = 10 * 1024 * 1024
@@ -253,6 +262,36 @@ class MarketplaceClient(_Base):
     def unyank(self, name: str, version: str) -> None:
         self._call("DELETE", f"{package_path(name)}/versions/{quote(version)}/yank", auth=True,
                    action="unyanking")
+
+    # -- release log (records and checks: marketplace.client.logtrust) -------------------------
+    def log_key(self) -> LogKeyInfo:
+        from marketplace.client.logtrust import LogKeyInfo
+
+        return LogKeyInfo.model_validate(self._call("GET", "/log/key").json())
+
+    def log_head(self) -> TreeHeadInfo:
+        from marketplace.client.logtrust import TreeHeadInfo
+
+        return TreeHeadInfo.model_validate(self._call("GET", "/log/head").json())
+
+    def log_inclusion(self, name: str, version: str) -> InclusionInfo:
+        from marketplace.client.logtrust import InclusionInfo
+
+        r = self._call("GET", "/log/proof/inclusion", params={"name": name, "version": version})
+        return InclusionInfo.model_validate(r.json())
+
+    def log_consistency(self, old: int, new: int | None = None) -> ConsistencyInfo:
+        from marketplace.client.logtrust import ConsistencyInfo
+
+        params = {"from": old} if new is None else {"from": old, "to": new}
+        r = self._call("GET", "/log/proof/consistency", params=params)
+        return ConsistencyInfo.model_validate(r.json())
+
+    def log_entries(self, start: int, limit: int = 1000) -> EntriesInfo:
+        from marketplace.client.logtrust import EntriesInfo
+
+        r = self._call("GET", "/log/entries", params={"start": start, "limit": limit})
+        return EntriesInfo.model_validate(r.json())
 
     # -- reviews -------------------------------------------------------------------------------
     def reviews(self, name: str, page: int = 1, per_page: int = 20) -> Page[Review]:

@@ -15,6 +15,10 @@ The order of checks for every package, nothing trusted before its check passed:
 5. the archive's own checks (`registry.archive.read_archive`), that its file record is the one
    the signature covers, that no path lands in `.agentfactory/`, and that it is the asked-for
    name and version;
+5b. the release log (`marketplace.client.logtrust`): the release's entry, recomputed from what
+   steps 2-5 verified, must be in the registry's Merkle log under a tree head signed by the
+   pinned log key, and that head must extend the last one this machine saw (`LogInconsistent`
+   names both heads otherwise); the remembered head is written with the pins, at commit;
 6. the plugins' vetoes (`agentfactory_validate_package` of the plugins installed here, unless
    another package check is given): any refusal is `core.errors.PackageVetoed`, naming the plugin;
    then vetting: the package's examples run in the sandbox; a failure refuses the install;
@@ -61,6 +65,7 @@ from marketplace.client.lockfile import (
     write_lock,
     write_pins,
 )
+from marketplace.client.logtrust import LogWitness
 from marketplace.client.records import Download, publisher_of
 from marketplace.client.resolver import Plan, Requirement, Resolver, parse_requirement
 from registry.archive import Package, extract_package, read_archive, record_digest
@@ -125,12 +130,14 @@ class Installer:
         self.package_check = package_check
         self.max_download = max_download
         self.progress = progress or (lambda label: None)
+        self._log: LogWitness | None = None  # the release log as this operation saw it
 
     # -- public operations ---------------------------------------------------------------------
     def install(self, request: str) -> InstallResult:
         root = parse_requirement(request)
         with self._locked():
             lock, pins = _read_state(self.home)
+            self._log = LogWitness(self.client, self.home)
             installed = {k: (e.version, e.requires) for k, e in lock.agents.items()}
             plans = Resolver(self.client.versions, installed).resolve(root)
             for plan in plans:
@@ -160,6 +167,7 @@ class Installer:
         """Reinstall exactly the bytes the lockfile records (all entries, or those named)."""
         with self._locked():
             lock, pins = _read_state(self.home)
+            self._log = LogWitness(self.client, self.home)
             keys = [normalize_name(n) for n in names] or list(lock.agents)
             unchanged: list[LockEntry] = []
             with _staging() as staged:
@@ -305,6 +313,8 @@ class Installer:
                 f"the archive is {package.manifest.name} "
                 f"{package.manifest.version}, not {name} {version}",
             )
+        if self._log is not None:
+            self._log.check_release(name, version, digest, key_id, signature)
         return _Verified(package, signature)
 
     def _vet(self, package: Package) -> VettingSummary:
@@ -349,6 +359,8 @@ class Installer:
             lock.agents[normalize_name(item.entry.name)] = item.entry
         if staged:
             write_pins(self.home, pins)
+            if self._log is not None:
+                self._log.save()
             write_lock(self.home, lock)
         for old in trash:
             shutil.rmtree(old, ignore_errors=True)
