@@ -17,6 +17,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from models import records as _model_records  # noqa: F401  (model usage shares this schema)
 from registry.db import include_object, make_engine
 from runs import models as _runs_models  # noqa: F401  (the runs tables share this schema)
 
