@@ -212,3 +212,13 @@ class SchemaMismatch(RegistryError):
             f"the database at {url} has registry tables without migration history that do not "
             f"match the models ({shown}); migrate or recreate it"
         )
+
+
+class BlobStoreUnavailable(RegistryError):
+    """The blob store cannot be used: its bucket is missing, refuses us, or does not answer.
+    `location` names the bucket and prefix (`s3://bucket/prefix`), never a credential."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"blob store {location} is unavailable: {reason}")

@@ -90,12 +90,15 @@ class Registry:
     def open(
         cls, home: Path, url: str | None = None, config: RegistryConfig | None = None,
         vetter: Vetter | None = None, package_check: PackageCheck | None = None,
+        blobs: BlobStore | None = None,
     ) -> Registry:
-        """SQLite `home/registry.db` (or `url`) and blobs under `home/blobs`."""
+        """SQLite `home/registry.db` (or `url`) and `blobs` (default: the directory
+        `home/blobs`)."""
         home = Path(home)
         home.mkdir(parents=True, exist_ok=True)
+        blobs = LocalBlobStore(home / "blobs") if blobs is None else blobs
         engine = make_engine(url or f"sqlite:///{home / 'registry.db'}")
-        return cls(engine, LocalBlobStore(home / "blobs"), config, vetter, package_check)
+        return cls(engine, blobs, config, vetter, package_check)
 
     def log_key(self) -> SigningKey:
         """The key that signs the release log's heads: the registry's own key; a registry with
@@ -299,17 +302,19 @@ class Registry:
         return package, release
 
     def download(
-        self, name: str, version: str, client: str | None = None
+        self, name: str, version: str, client: str | None = None, *, read: bool = True
     ) -> tuple[ReleasePublic, bytes]:
         """The release and its archive bytes; counts one download.
 
         `client` names who asks (the marketplace passes `publisher:<id>` for a signed-in
         caller, else `address:<ip>`): each client counts once per release per day, however
         often it downloads. None counts every call (a trusted, in-process caller).
+        `read=False` counts the download and returns no bytes: the caller sends the client to
+        the blob store itself (a pre-signed URL), and the client checks the digest.
         """
         with write_session(self.engine) as s:
             package, release = self._release(s, name, version)
-            data = self.blobs.get(release.digest)
+            data = self.blobs.get(release.digest) if read else b""
             if client is None or _first_download_today(s, release, client):
                 s.execute(
                     update(PackageRow).where(col(PackageRow.id) == package.id)
@@ -357,11 +362,16 @@ class Registry:
                 apply_release_fields(package, read_archive(self.blobs.get(release.digest)))
         s.add(package)
 
-    def cleanup_blobs(self) -> list[str]:
-        """Delete blobs no release refers to. Run it when no publish is in flight."""
-        with read_session(self.engine) as s:
-            known = s.exec(select(Release.digest)).all()
-        return cleanup_orphans(self.blobs, known)
+    def cleanup_blobs(self, grace_s: float = 0.0, now: float | None = None) -> list[str]:
+        """Delete blobs no release refers to that are at least `grace_s` old. Without a grace
+        period, run it only when no publish is in flight; with one longer than any publish
+        takes, it is safe at any time, from any process (`registry.blobs.cleanup_orphans`)."""
+
+        def known() -> list[str]:
+            with read_session(self.engine) as s:
+                return list(s.exec(select(Release.digest)).all())
+
+        return cleanup_orphans(self.blobs, known, grace_s=grace_s, now=now)
 
     # -- release log ------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Literal
 
 from core.errors import SettingsError
 from core.paths import agentfactory_home
+from registry.blobs import parse_blob_url
 from runs.settings import RunSettings
 
 SandboxPolicy = Literal["always", "high-risk", "never"]
@@ -101,6 +102,31 @@ def _vetting_seconds(text: str, allow_zero: bool = False) -> float:
     return seconds
 
 
+def _blob_url(text: str) -> str:
+    parse_blob_url(text)
+    return text
+
+
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return text.rstrip("/")
+
+
+def _redirect_seconds(text: str) -> float:
+    seconds = float(text)
+    if not 1 <= seconds <= 7 * 24 * 3600:  # S3 signs URLs for at most 7 days
+        raise ValueError("must be a number of seconds from 1 to 604800")
+    return seconds
+
+
+def _grace_seconds(text: str) -> float:
+    seconds = float(text)
+    if not 0 <= seconds <= 30 * 24 * 3600:  # also refuses NaN and infinity
+        raise ValueError("must be a number of seconds from 0 to 2592000")
+    return seconds
+
+
 def _default_home() -> Path:
     return agentfactory_home()
 
@@ -153,6 +179,18 @@ class ServerSettings:
     wall_clock: Callable[[], float] = time.time
     # The run service: worker processes, deadlines, leases, per-account quotas (`runs.settings`).
     runs: RunSettings = field(default_factory=RunSettings)
+    # Blobs: None keeps them under `home/blobs`; `s3://bucket/prefix` puts them in S3-compatible
+    # object storage (`registry.blobs_s3`) at `s3_endpoint` (None: AWS) in `s3_region` (None:
+    # boto3's own default). Credentials come from the standard AWS variables, never from here.
+    blob_url: str | None = None
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    # Downloads answer 307 to a pre-signed URL of the blob, valid `blob_redirect_ttl_s` (S3 only).
+    blob_redirect: bool = False
+    blob_redirect_ttl_s: float = 300.0
+    # Orphan blobs younger than this are never collected: a publish on another process may not
+    # have committed its release yet (`registry.blobs.cleanup_orphans`).
+    blob_grace_s: float = 3600.0
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()
@@ -167,6 +205,16 @@ class ServerSettings:
                 and 0 < self.vet_upload_budget_s <= MAX_VETTING_S
                 and 0 <= self.vet_queue_s <= MAX_VETTING_S):
             raise ValueError(f"vetting times must be in seconds, at most {MAX_VETTING_S:.0f}")
+        if self.blob_url is not None:
+            parse_blob_url(self.blob_url)
+        if self.s3_endpoint is not None and not self.s3_endpoint.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError(f"s3_endpoint {self.s3_endpoint!r} is not an http(s) URL")
+        if self.blob_redirect and self.blob_url is None:
+            raise ValueError("blob_redirect needs an s3:// blob_url")
+        if not (0 < self.blob_redirect_ttl_s <= 7 * 24 * 3600 and self.blob_grace_s >= 0):
+            raise ValueError("blob_redirect_ttl_s must be 1 s to 7 days, blob_grace_s >= 0")
         if self.sandbox_policy not in ("always", "high-risk", "never"):
             raise ValueError(
                 f"sandbox policy {self.sandbox_policy!r} is not always|high-risk|never"
@@ -199,6 +247,11 @@ class ServerSettings:
             "VET_PER_PUBLISHER": ("vet_per_publisher", _positive_int),
             "VET_CONCURRENCY": ("vet_concurrency", _count),
             "VET_QUEUE": ("vet_queue_s", lambda text: _vetting_seconds(text, allow_zero=True)),
+            "BLOB_URL": ("blob_url", _blob_url),
+            "S3_ENDPOINT": ("s3_endpoint", _http_url),
+            "S3_REGION": ("s3_region", str.strip),
+            "BLOB_REDIRECT_TTL": ("blob_redirect_ttl_s", _redirect_seconds),
+            "BLOB_GRACE": ("blob_grace_s", _grace_seconds),
         }
         for suffix, (name, parse) in parsers.items():
             text = env.get(f"AGENTFACTORY_{suffix}")
@@ -211,9 +264,13 @@ class ServerSettings:
                     ) from None
         if env.get("AGENTFACTORY_SANDBOX_POLICY"):
             values["sandbox_policy"] = env["AGENTFACTORY_SANDBOX_POLICY"]
-        for name, key in (("bootstrap", "BOOTSTRAP"), ("vet_uploads", "VET_UPLOADS")):
+        for name, key in (("bootstrap", "BOOTSTRAP"), ("vet_uploads", "VET_UPLOADS"),
+                          ("blob_redirect", "BLOB_REDIRECT")):
             if env.get(f"AGENTFACTORY_{key}"):
                 values[name] = env[f"AGENTFACTORY_{key}"].lower() not in {"0", "false", "no"}
+        if values.get("blob_redirect") and "blob_url" not in values:
+            raise SettingsError("AGENTFACTORY_BLOB_REDIRECT", env["AGENTFACTORY_BLOB_REDIRECT"],
+                                "needs AGENTFACTORY_BLOB_URL=s3://...", "the environment")
         values["runs"] = RunSettings.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]  # keys are the dataclass's own fields
