@@ -6,6 +6,10 @@ Invariants:
 - downloads are streamed: the size cap is enforced on the bytes actually received (a lying or
   missing Content-Length cannot make the client buffer more than the cap), and the sha256 is
   computed on the same pass. Verifying digest and signature is the installer's job.
+- a download answered with a redirect (the registry's blobs in object storage, a pre-signed
+  URL) is followed at most `MAX_REDIRECTS` times, each target checked by the http rule below,
+  without the token; the size cap and sha256 apply to the bytes from the last hop, and the
+  release's digest and signature headers are those of the registry's own answer.
 - the token goes only in `Authorization: Bearer`; it is never put in a URL or an error message.
 - plain `http` is refused before any connection unless the host is this machine (127.0.0.0/8,
   ::1, localhost) or the user opted in (`allow_http=True`, `AGENTFACTORY_ALLOW_HTTP=1`, the CLI's
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
 
 API = "/api/v1"
 DEFAULT_MAX_DOWNLOAD = 10 * 1024 * 1024
+MAX_REDIRECTS = 3
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 Progress = Callable[[int, int | None], None]
 """Called with (bytes received so far, total bytes if known) while downloading."""
@@ -113,7 +118,24 @@ def check(response: httpx.Response) -> httpx.Response:
     raise ApiError.from_problem(response.status_code, body, fallback=text)
 
 
+def redirect_target(response: httpx.Response, allow_http: bool | None) -> str:
+    """The absolute URL a redirect points to, refused like the registry's own URL
+    (`require_secure_url`) when it is plain http to another machine. An `InsecureUrl` names
+    the target without its query, which for a pre-signed URL is a credential."""
+    location = response.headers.get("location")
+    if not location:
+        raise ApiError(response.status_code, "", "the download was redirected nowhere")
+    target = response.url.join(location)
+    try:
+        require_secure_url(str(target), allow_http)
+    except InsecureUrl:
+        raise InsecureUrl(str(target.copy_with(query=None))) from None
+    return str(target)
+
+
 class _Base:
+    _allow_http: bool | None = None
+
     def __init__(self, base_url: str, token: str | None) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
@@ -139,6 +161,7 @@ class MarketplaceClient(_Base):
         allow_http: bool | None = None,
     ) -> None:
         super().__init__(base_url, token)
+        self._allow_http = allow_http  # also decides where a download may be redirected
         if transport is None:
             require_secure_url(self.base_url, allow_http)
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
@@ -247,6 +270,8 @@ class MarketplaceClient(_Base):
         params = {"install": "1"} if install else {}
         try:
             with self._http.stream("GET", url, params=params) as response:
+                if response.is_redirect:
+                    return self._follow(name, version, response, max_bytes, progress)
                 if not response.is_success:
                     response.read()
                     check(response)
@@ -254,6 +279,23 @@ class MarketplaceClient(_Base):
                                 progress)
         except httpx.TransportError as exc:
             raise ConnectionFailed(self.base_url, str(exc) or type(exc).__name__) from None
+
+    def _follow(self, name: str, version: str, answer: httpx.Response, max_bytes: int,
+                progress: Progress | None) -> Download:
+        """The archive at the place the registry's `answer` sends us (see the invariants)."""
+        response = answer
+        for _hop in range(MAX_REDIRECTS):
+            target = redirect_target(response, self._allow_http)
+            with self._http.stream("GET", target) as response:
+                if response.is_redirect:
+                    continue
+                if not response.is_success:
+                    response.read()
+                    check(response)
+                return _collect(name, version, response, response.iter_bytes(), max_bytes,
+                                progress, claims=answer.headers)
+        raise ApiError(response.status_code, "", f"the download of {name} {version} was "
+                       f"redirected more than {MAX_REDIRECTS} times")
 
     def yank(self, name: str, version: str, reason: str) -> None:
         self._call("POST", f"{package_path(name)}/versions/{quote(version)}/yank", auth=True,
@@ -394,7 +436,7 @@ def _server_sent_events(lines: Iterator[str]) -> Iterator[RunEvent]:
 
 
 def _collect(name: str, version: str, response: httpx.Response, chunks: Any, max_bytes: int,
-             progress: Progress | None) -> Download:
+             progress: Progress | None, claims: httpx.Headers | None = None) -> Download:
     declared = response.headers.get("content-length")
     total = int(declared) if declared and declared.isdigit() else None
     if total is not None and total > max_bytes:
@@ -410,12 +452,13 @@ def _collect(name: str, version: str, response: httpx.Response, chunks: Any, max
         parts.append(chunk)
         if progress is not None:
             progress(received, total)
-    return _download(name, version, response, b"".join(parts), digest.hexdigest())
+    return _download(name, version, response, b"".join(parts), digest.hexdigest(), claims)
 
 
-def _download(name: str, version: str, response: httpx.Response, data: bytes, sha: str
-              ) -> Download:
-    headers = response.headers
+def _download(name: str, version: str, response: httpx.Response, data: bytes, sha: str,
+              claims: httpx.Headers | None = None) -> Download:
+    """`claims`: the headers of the registry's answer when the bytes came from elsewhere."""
+    headers = response.headers if claims is None else claims
     return Download(
         name=name, version=version, data=data, sha256=sha,
         claimed_digest=headers.get("x-agentfactory-digest"),
@@ -435,6 +478,7 @@ class AsyncMarketplaceClient(_Base):
                  transport: httpx.AsyncBaseTransport | None = None,
                  limits: httpx.Limits | None = None, allow_http: bool | None = None) -> None:
         super().__init__(base_url, token)
+        self._allow_http = allow_http  # also decides where a download may be redirected
         if transport is None:
             require_secure_url(self.base_url, allow_http)
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
@@ -475,20 +519,33 @@ class AsyncMarketplaceClient(_Base):
     async def download(self, name: str, version: str, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD
                        ) -> Download:
         url = f"{API}{package_path(name)}/versions/{quote(version)}/download"
+        claims: httpx.Headers | None = None  # the registry's own answer, when it redirects
         try:
-            async with self._http.stream("GET", url) as response:
-                if not response.is_success:
-                    await response.aread()
-                    check(response)
-                digest = hashlib.sha256()
-                parts: list[bytes] = []
-                received = 0
-                async for chunk in response.aiter_bytes():
-                    received += len(chunk)
-                    if received > max_bytes:
-                        raise DownloadTooLarge(name, received, max_bytes)
-                    digest.update(chunk)
-                    parts.append(chunk)
-                return _download(name, version, response, b"".join(parts), digest.hexdigest())
+            for _hop in range(MAX_REDIRECTS + 1):
+                async with self._http.stream("GET", url) as response:
+                    if not response.is_redirect:
+                        return await _acollect(name, version, response, max_bytes, claims)
+                    if claims is None:
+                        claims = response.headers
+                    url = redirect_target(response, self._allow_http)
+            raise ApiError(response.status_code, "", f"the download of {name} {version} was "
+                           f"redirected more than {MAX_REDIRECTS} times")
         except httpx.TransportError as exc:
             raise ConnectionFailed(self.base_url, str(exc) or type(exc).__name__) from None
+
+
+async def _acollect(name: str, version: str, response: httpx.Response, max_bytes: int,
+                    claims: httpx.Headers | None) -> Download:
+    if not response.is_success:
+        await response.aread()
+        check(response)
+    digest = hashlib.sha256()
+    parts: list[bytes] = []
+    received = 0
+    async for chunk in response.aiter_bytes():
+        received += len(chunk)
+        if received > max_bytes:
+            raise DownloadTooLarge(name, received, max_bytes)
+        digest.update(chunk)
+        parts.append(chunk)
+    return _download(name, version, response, b"".join(parts), digest.hexdigest(), claims)

@@ -46,6 +46,7 @@ from marketplace.server.web import mount_web
 
 if TYPE_CHECKING:
     from core.config import FactorySettings
+    from registry.blobs import BlobStore
     from runs import RunService, WorkerConfig
 
 log = logging.getLogger("agentfactory.marketplace")
@@ -55,10 +56,33 @@ EXT_PREFIX = f"{API_PREFIX}/ext"
 ROUTERS_HOOK = "agentfactory_api_routers"
 
 
+def open_blobs(settings: ServerSettings) -> BlobStore | None:
+    """The configured blob store, or None for the default directory under the home. An S3
+    store is checked first: a missing bucket or missing credentials is `BlobStoreUnavailable`
+    (one line) when the app is created, not at the first publish."""
+    if settings.blob_url is None:
+        return None
+    from registry.blobs_s3 import S3BlobStore
+
+    return S3BlobStore.open(
+        settings.blob_url, endpoint=settings.s3_endpoint, region=settings.s3_region
+    )
+
+
+def orphan_grace_s(settings: ServerSettings) -> float:
+    """How old an orphan blob must be before the start-up cleanup deletes it: at once with the
+    embedded defaults (this process is the only writer), else the grace period, since another
+    process may be between its blob write and its commit."""
+    if settings.database_url is None and settings.blob_url is None:
+        return 0.0
+    return settings.blob_grace_s
+
+
 def build_state(
     settings: ServerSettings,
     metrics: ServerMetrics | None = None,
     plugins: pluggy.PluginManager | None = None,
+    blobs: BlobStore | None = None,
 ) -> MarketState:
     """Open the registry and everything around it (the lifespan's first half, usable alone)."""
     from registry.service import Registry
@@ -71,7 +95,8 @@ def build_state(
         vetter, gate = publish_vetter(settings), VettingGate.from_settings(settings)
     check = package_check(plugins or make_plugin_manager(), factory_settings(settings))
     registry = Registry.open(
-        settings.home, settings.database_url, vetter=vetter, package_check=check
+        settings.home, settings.database_url, vetter=vetter, package_check=check,
+        blobs=blobs if blobs is not None else open_blobs(settings),
     )
     return MarketState(
         settings=settings,
@@ -158,12 +183,13 @@ def start_runs(settings: ServerSettings, state: MarketState) -> RunService:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServerSettings = app.state.settings
-    state = build_state(settings, app.state.metrics, app.state.plugins)
+    state = build_state(settings, app.state.metrics, app.state.plugins, app.state.blobs)
     try:
-        if settings.database_url is None:
-            # The embedded default: this process alone writes to the home, and nothing is being
-            # published yet, so blobs no release refers to are leftovers of a crash.
-            removed = state.registry.cleanup_blobs()
+        if settings.database_url is None or settings.blob_url is not None:
+            # Blobs no release refers to are leftovers of a crash. With the embedded default this
+            # process alone writes to the home, so they go at once; in shared object storage only
+            # once older than the grace period (`orphan_grace_s`).
+            removed = state.registry.cleanup_blobs(orphan_grace_s(settings))
             if removed:
                 log.info("removed %d orphan blob(s) left by an interrupted publish", len(removed))
         if settings.bootstrap:
@@ -211,6 +237,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.state.blobs = open_blobs(settings)  # a missing bucket stops the start here
     # Created here, not in the lifespan, because the latency middleware is wired before start.
     app.state.metrics = metrics = ServerMetrics()
     install_problem_handlers(app)

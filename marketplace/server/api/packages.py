@@ -7,6 +7,11 @@ only after the caller is known, so anonymous clients cannot make the server read
 
 Read endpoints that users hit hardest (detail, versions, rating) are answered from encoded bytes
 in `ResponseCache`; every write to a package invalidates its entries (see `api.cache`).
+
+A download is counted, then answered with the archive bytes (re-hashed by the blob store on the
+way), or, with `AGENTFACTORY_BLOB_REDIRECT` and a store that signs URLs (S3), with 307 to a
+short-lived pre-signed URL of the blob: the bytes then never pass through this process, and the
+client checks size and sha256 as it always does.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from marketplace.server.api.fields import (
 from marketplace.server.api.problems import WRITE_PROBLEMS
 from marketplace.server.api.schemas import ReleaseOut, YankRequest
 from marketplace.server.ratelimit import account_key
+from registry.blobs import SignedUrls
 from registry.names import normalize_name
 from registry.schemas import PackageDetail, Principal, ReleasePublic, SearchPage
 
@@ -185,7 +191,10 @@ def resolve(
 @router.get(
     "/{namespace}/{name}/versions/{version}/download",
     response_class=Response,
-    responses={200: {"content": {"application/zip": {}}, "description": "the archive bytes"}},
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "the archive bytes"},
+        307: {"description": "the archive at a short-lived pre-signed URL (blob redirects on)"},
+    },
 )
 def download(
     namespace: NamespacePath,
@@ -195,7 +204,13 @@ def download(
     install: bool = False,
 ) -> Response:
     state = get_state(request)
-    release, data = state.registry.download(f"{namespace}/{name}", version)
+    blobs = state.registry.blobs
+    signer: SignedUrls | None = None
+    if state.settings.blob_redirect and isinstance(blobs, SignedUrls):
+        signer = blobs
+    release, data = state.registry.download(
+        f"{namespace}/{name}", version, read=signer is None
+    )
     state.cache.invalidate(normalize_name(release.name))  # the download count moved
     state.metrics.downloads.inc()
     if install:
@@ -205,8 +220,13 @@ def download(
         "X-Agentfactory-Digest": release.digest,
         "X-Agentfactory-Signature": base64.b64encode(release.signature).decode(),
         "X-Agentfactory-Key-Id": release.key_id,
-        "Content-Disposition": f'attachment; filename="{filename}"',
     }
+    if signer is not None:
+        # The signature headers stay on the redirect: the client takes them from this answer.
+        location = signer.signed_url(release.digest, state.settings.blob_redirect_ttl_s, filename)
+        headers.update({"Location": location, "Cache-Control": "no-store"})
+        return Response(status_code=307, headers=headers)
+    headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return Response(data, media_type="application/zip", headers=headers)
 
 

@@ -78,6 +78,7 @@ PROBLEMS: dict[type[BaseException], tuple[int, str]] = {
     reg.VettingFailed: (422, "Package failed vetting"),
     reg.NoMatchingRelease: (404, "No matching release"),
     reg.Conflict: (409, "Conflict"),
+    reg.BlobStoreUnavailable: (503, "Blob store unavailable"),
     # sandbox
     sbx.SandboxError: (500, "Sandbox failure"),
     sbx.InvalidAgentSource: (400, "Invalid agent source"),
