@@ -19,13 +19,19 @@ The order of checks for every package, nothing trusted before its check passed:
    steps 2-5 verified, must be in the registry's Merkle log under a tree head signed by the
    pinned log key, and that head must extend the last one this machine saw (`LogInconsistent`
    names both heads otherwise); the remembered head is written with the pins, at commit;
+5c. an upgrade of an installed agent that asks for more than the installed version (new tools,
+   permissions, capabilities, models, needs, a less confined sandbox tier, another key:
+   `marketplace.client.asks`) goes on only if `consent` says yes (`UpgradeNeedsConsent`);
 6. the plugins' vetoes (`agentfactory_validate_package` of the plugins installed here, unless
    another package check is given): any refusal is `core.errors.PackageVetoed`, naming the plugin;
    then vetting: the package's examples run in the sandbox; a failure refuses the install;
 7. unpack into a staging directory on the same filesystem with the signed record beside the
    files (`marketplace.client.integrity`, checked again before every load), then rename into
    `agents/<namespace>/<name>/`; only when every package of the plan is staged are the renames,
-   the lockfile and the pins committed. A refusal at any step leaves the home unchanged.
+   the lockfile and the pins committed. Before that, each template that extends a template
+   from elsewhere gets its parent's content hash pinned (`marketplace.client.lineage`);
+   `install --locked` checks those pins instead, and reinstalls the packages they name.
+   A refusal at any step leaves the home unchanged.
 """
 
 from __future__ import annotations
@@ -35,12 +41,14 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
+from core.errors import AgentFactoryError
+from marketplace.client.asks import Asks, Upgrade, UpgradeNeedsConsent, asks_of, diff
 from marketplace.client.errors import (
     DigestMismatch,
     DowngradeRefused,
@@ -53,6 +61,13 @@ from marketplace.client.errors import (
 from marketplace.client.http import DEFAULT_MAX_DOWNLOAD, MarketplaceClient, Progress
 from marketplace.client.integrity import is_reserved, verify_installed, write_install_record
 from marketplace.client.keytrust import b64decode, check_not_revoked, namespace_of, trusted_key
+from marketplace.client.lineage import (
+    TemplateIndex,
+    check_lineage,
+    outside_parents,
+    pinned_packages,
+    pins_for,
+)
 from marketplace.client.lockfile import (
     KeyPin,
     LockEntry,
@@ -66,9 +81,10 @@ from marketplace.client.lockfile import (
     write_pins,
 )
 from marketplace.client.logtrust import LogWitness
-from marketplace.client.records import Download, publisher_of
+from marketplace.client.records import Download, Release, publisher_of
 from marketplace.client.resolver import Plan, Requirement, Resolver, parse_requirement
 from registry.archive import Package, extract_package, read_archive, record_digest
+from registry.errors import NoMatchingRelease
 from registry.manifest import Manifest
 from registry.names import normalize_name
 from registry.signing import key_id_for, verify_release
@@ -81,6 +97,9 @@ PackageCheck = Callable[[Manifest], None]
 """Raises an `AgentFactoryError` to refuse a package before it is vetted or unpacked."""
 ProgressFor = Callable[[str], Progress | None]
 """Given a label ("acme/x 1.0"), a download progress callback (or None for no progress)."""
+Consent = Callable[[Upgrade], bool]
+"""Asked when an upgrade asks for more (`marketplace.client.asks`); True lets it go on."""
+Witness = Callable[[MarketplaceClient, Path], LogWitness]
 
 
 def agents_dir(home: Path) -> Path:
@@ -96,18 +115,30 @@ def install_dir(home: Path, name: str) -> Path:
 class InstallResult:
     installed: list[LockEntry]
     unchanged: list[LockEntry]
+    notes: list[str] = field(default_factory=list)  # e.g. an agent whose pinned parent moved
 
 
 @dataclass
 class _Staged:
     entry: LockEntry
     staging: Path
+    package: Package | None = None
 
 
 @dataclass(frozen=True)
 class _Verified:
     package: Package
     signature: bytes
+
+
+@dataclass(frozen=True)
+class VerifiedRelease:
+    """A release downloaded and verified as an install would, but not installed."""
+
+    package: Package
+    data: bytes
+    signature: bytes
+    pin: KeyPin
 
 
 class Installer:
@@ -122,8 +153,12 @@ class Installer:
         max_download: int = DEFAULT_MAX_DOWNLOAD,
         progress: ProgressFor | None = None,
         package_check: PackageCheck | None = None,
+        consent: Consent | None = None,
+        witness: Witness = LogWitness,
     ) -> None:
         self.client = client
+        self.consent = consent  # None: an upgrade asking for more is refused
+        self._witness = witness
         self.home = home
         self.vetter = vetter
         # None: the installed plugins' vetoes, looked up on first use (not for a no-op install).
@@ -137,7 +172,7 @@ class Installer:
         root = parse_requirement(request)
         with self._locked():
             lock, pins = _read_state(self.home)
-            self._log = LogWitness(self.client, self.home)
+            self._log = self._witness(self.client, self.home)
             installed = {k: (e.version, e.requires) for k, e in lock.agents.items()}
             plans = Resolver(self.client.versions, installed).resolve(root)
             for plan in plans:
@@ -157,30 +192,70 @@ class Installer:
                             lock.agents[plan.key] = current
                         unchanged.append(current)
                         continue
-                    staged.append(self._fetch(plan, pins))
+                    staged.append(self._fetch(plan, pins, current))
+                self._pin_lineage(lock, staged)
+                kept = lock.agents.get(root.key)
+                if kept is not None and kept in unchanged:
+                    self._repin(lock, staged, kept)
+                notes = self._moved_parents(lock, staged)
                 self._commit(lock, pins, staged)
             if not staged and unchanged:
-                write_lock(self.home, lock)  # only the "requested" flag may have changed
-        return InstallResult([s.entry for s in staged], unchanged)
+                write_lock(self.home, lock)  # the "requested" flag or lineage pins may change
+        return InstallResult([s.entry for s in staged], unchanged, notes)
 
     def install_locked(self, names: Sequence[str] = ()) -> InstallResult:
         """Reinstall exactly the bytes the lockfile records (all entries, or those named)."""
         with self._locked():
             lock, pins = _read_state(self.home)
-            self._log = LogWitness(self.client, self.home)
-            keys = [normalize_name(n) for n in names] or list(lock.agents)
+            self._log = self._witness(self.client, self.home)
+            keys = pinned_packages([normalize_name(n) for n in names] or list(lock.agents),
+                                   lock.agents)
+            # The parent versions the lineage pins name win over what is installed now.
+            parents = {normalize_name(p.package): (p.package, p.version) for k in keys
+                       if k in lock.agents for p in lock.agents[k].lineage if p.package}
             unchanged: list[LockEntry] = []
             with _staging() as staged:
                 for key in keys:
                     entry = lock.agents.get(key)
+                    parent = parents.get(key)
+                    if parent is not None and (entry is None or entry.version != parent[1]):
+                        staged.append(self._fetch_pinned_parent(key, *parent, entry, pins))
+                        continue
                     if entry is None:
                         raise NotInstalled(key)
                     if _intact(self.home, entry):
                         unchanged.append(entry)
                         continue
                     staged.append(self._fetch_locked(entry, pins))
+                self._check_lineage(lock, staged, [lock.agents[k] for k in keys
+                                                   if k in lock.agents])
                 self._commit(lock, pins, staged)
         return InstallResult([s.entry for s in staged], unchanged)
+
+    def preview(self, entry: LockEntry) -> Upgrade | None:
+        """The newest release above installed `entry` that `install` would choose, verified,
+        with what moving to it would add; None when `entry` is the newest. Writes nothing."""
+        requirement = parse_requirement(entry.name)
+        offered = sorted(self.client.versions(entry.name), key=lambda r: Version(r.version))
+        best = next((r for r in reversed(offered) if requirement.allows(r)), None)
+        if best is None or Version(best.version) <= Version(entry.version):
+            return None
+        found = self.fetch_verified(entry.name, best, _read_state(self.home)[1])
+        new = asks_of(found.package, found.pin.key_id, rotated_from=found.pin.rotated_from)
+        return Upgrade(entry.name, entry.version, best.version,
+                       diff(self._installed_asks(entry), new))
+
+    def fetch_verified(self, name: str, release: Release, pins: PinStore, *,
+                       install: bool = False) -> VerifiedRelease:
+        """Download `release` of `name` and run the checks of steps 2-5b on it (`pins` is
+        updated in memory only, as an install would)."""
+        download = self._download(name, release.version, release.digest, install=install)
+        claimed = publisher_of(self.client.package(name).publisher)
+        pin = trusted_key(self.client, name, claimed, release.key_id, pins)
+        public = b64decode(pin.public_key, "the pinned key", name)
+        verified = self._verify(name, release.version, download.data, download.sha256, public,
+                                release.key_id, release.signature or download.signature or "")
+        return VerifiedRelease(verified.package, download.data, verified.signature, pin)
 
     def uninstall(self, name: str) -> list[LockEntry]:
         return uninstall(self.home, name)
@@ -207,19 +282,20 @@ class Installer:
         )
         raise DowngradeRefused(current.name, current.version, plan.release.version, reason)
 
-    def _download(self, name: str, version: str, digest: str) -> Download:
+    def _download(self, name: str, version: str, digest: str, *, install: bool = True
+                  ) -> Download:
         """The release's bytes (size-capped, hashed while streaming), refused unless their sha256
         is `digest`."""
         label = f"{name} {version}"
         download = self.client.download(
-            name, version, max_bytes=self.max_download, install=True,
+            name, version, max_bytes=self.max_download, install=install,
             progress=self.progress(label),
         )
         if download.sha256 != digest.lower():
             raise DigestMismatch(label, digest, download.sha256)
         return download
 
-    def _fetch(self, plan: Plan, pins: PinStore) -> _Staged:
+    def _fetch(self, plan: Plan, pins: PinStore, current: LockEntry | None = None) -> _Staged:
         release = plan.release
         download = self._download(plan.name, release.version, release.digest)
         signature = release.signature or download.signature or ""
@@ -236,6 +312,8 @@ class Installer:
             signature,
         )
         package = verified.package
+        if current is not None:
+            self._ask_consent(current, package, pin.key_id, pin.rotated_from)
         entry = LockEntry(
             name=package.manifest.name,
             version=release.version,
@@ -249,7 +327,16 @@ class Installer:
             vetting=self._vet(package),
             installed_at=now(),
         )
-        return _Staged(entry, self._stage(download.data, entry, verified.signature))
+        return _Staged(entry, self._stage(download.data, entry, verified.signature), package)
+
+    def _fetch_pinned_parent(self, key: str, name: str, version: str,
+                             current: LockEntry | None, pins: PinStore) -> _Staged:
+        """`install --locked`: the parent package version a lineage pin names."""
+        release = next((r for r in self.client.versions(name) if r.version == version), None)
+        if release is None:
+            raise NoMatchingRelease(name, f"=={version}")
+        requested = current.requested if current is not None else False
+        return self._fetch(Plan(key, name, release, requested), pins, current)
 
     def _fetch_locked(self, entry: LockEntry, pins: PinStore) -> _Staged:
         download = self._download(entry.name, entry.version, entry.digest)
@@ -278,7 +365,8 @@ class Installer:
         )
         vetting = self._vet(verified.package)
         fresh = entry.model_copy(update={"vetting": vetting, "installed_at": now()})
-        return _Staged(fresh, self._stage(download.data, fresh, verified.signature))
+        return _Staged(fresh, self._stage(download.data, fresh, verified.signature),
+                       verified.package)
 
     def _verify(
         self,
@@ -328,6 +416,98 @@ class Installer:
                 summary.failures or [summary.detail or "vetting failed"],
             )
         return summary
+
+    def _installed_asks(self, current: LockEntry) -> Asks:
+        """What installed `current` asks for; a folder that cannot be read counts as asking for
+        nothing, so everything the new version asks for must be accepted."""
+        from marketplace.client.installed import load_installed_package
+
+        try:
+            return asks_of(load_installed_package(self.home, current), current.key_id)
+        except (OSError, AgentFactoryError):
+            return Asks(key_id=current.key_id)
+
+    def _ask_consent(self, current: LockEntry, package: Package, key_id: str,
+                     rotated_from: Sequence[str]) -> None:
+        """Step 5c: refuse an upgrade that asks for more unless `consent` accepts it."""
+        change = diff(self._installed_asks(current),
+                      asks_of(package, key_id, rotated_from=rotated_from))
+        if not change.needs_consent:
+            return
+        upgrade = Upgrade(current.name, current.version, package.manifest.version, change)
+        if self.consent is None or not self.consent(upgrade):
+            raise UpgradeNeedsConsent(upgrade)
+
+    def _index(self, lock: Lockfile, staged: list[_Staged]) -> TemplateIndex:
+        """The templates parents may come from once `staged` replaces what it replaces."""
+        from marketplace.client.installed import load_installed_package
+
+        replaced = {normalize_name(item.entry.name) for item in staged}
+        packages = [item.package for item in staged if item.package is not None]
+        for key, entry in lock.agents.items():
+            if key in replaced:
+                continue
+            try:
+                packages.append(load_installed_package(self.home, entry))
+            except (OSError, AgentFactoryError):  # the factory does not offer it either
+                continue
+        return TemplateIndex.build(packages)
+
+    def _pin_lineage(self, lock: Lockfile, staged: list[_Staged]) -> None:
+        """Pin the content hash of every outside parent of the staged packages' templates."""
+        if not any(item.package is not None and outside_parents(item.package)
+                   for item in staged):
+            return
+        index = self._index(lock, staged)
+        for item in staged:
+            if item.package is not None:
+                pins = pins_for(item.package, index)
+                item.entry = item.entry.model_copy(update={"lineage": pins})
+
+    def _repin(self, lock: Lockfile, staged: list[_Staged], entry: LockEntry) -> None:
+        """Installing an agent already installed re-pins its parents if they moved: shown and
+        accepted like an upgrade that asks for more."""
+        if not entry.lineage:
+            return
+        from marketplace.client.asks import AskDiff, Change
+        from marketplace.client.installed import load_installed_package
+
+        fresh = pins_for(load_installed_package(self.home, entry), self._index(lock, staged))
+        old = {(p.template, p.parent): p.hash for p in entry.lineage}
+        moved = tuple(Change("~", "parent", f"{p.parent} (of {p.template}): sha256:"
+                             f"{old.get((p.template, p.parent), '')[:12]}… → sha256:"
+                             f"{p.hash[:12]}…")
+                      for p in fresh if old.get((p.template, p.parent)) != p.hash)
+        if not moved:
+            return
+        upgrade = Upgrade(entry.name, entry.version, entry.version, AskDiff(moved))
+        if self.consent is None or not self.consent(upgrade):
+            raise UpgradeNeedsConsent(upgrade)
+        lock.agents[normalize_name(entry.name)] = entry.model_copy(update={"lineage": fresh})
+
+    def _moved_parents(self, lock: Lockfile, staged: list[_Staged]) -> list[str]:
+        """A note per installed agent left behind whose pinned parent this install replaces."""
+        replaced = {normalize_name(item.entry.name) for item in staged}
+        behind = [e for k, e in lock.agents.items() if k not in replaced
+                  and any(normalize_name(p.package) in replaced for p in e.lineage if p.package)]
+        if not behind:
+            return []
+        index = self._index(lock, staged)
+        notes = []
+        for entry in behind:
+            try:
+                check_lineage(entry, index)
+            except AgentFactoryError as exc:
+                notes.append(f"{exc}; or re-pin it with `agentfactory update {entry.name}`")
+        return notes
+
+    def _check_lineage(self, lock: Lockfile, staged: list[_Staged],
+                       entries: list[LockEntry]) -> None:
+        """`install --locked`: every pinned parent must hash as the lockfile says."""
+        if any(entry.lineage for entry in entries):
+            index = self._index(lock, staged)
+            for entry in entries:
+                check_lineage(entry, index)
 
     def _check(self, manifest: Manifest) -> None:
         if self.package_check is None:

@@ -3,7 +3,8 @@
 Invariants:
 - the lockfile lives at `$AGENTFACTORY_HOME/agentfactory.lock` and records, per installed agent,
   name, version, archive sha256, signing key id (and its public key, so another machine can
-  reinstall the same bytes with the same trust decision), requirements and the vetting summary;
+  reinstall the same bytes with the same trust decision), requirements, the vetting summary
+  and the content hash of every template from elsewhere its templates extend (`lineage`);
 - both files are replaced atomically (write to a temp file in the same directory, then rename),
   so a reader (a running server's factory) never sees half a file;
 - key pins live apart in `$AGENTFACTORY_HOME/keys.json`, one per package namespace (the
@@ -42,6 +43,20 @@ class VettingSummary(BaseModel):
     report: dict[str, Any] | None = None  # the sandbox's full report (`VettingReport.to_json`)
 
 
+class LineagePin(BaseModel):
+    """A template of the entry's package extends `parent`, a template it does not ship: a
+    built-in (`package` "") or one of installed `package` `version`. `hash` is the parent's
+    resolved content hash when the entry was installed (`marketplace.client.lineage`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    template: str
+    parent: str
+    hash: str
+    package: str = ""
+    version: str = ""
+
+
 class LockEntry(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -56,6 +71,7 @@ class LockEntry(BaseModel):
     requested: bool = True  # False when installed only as another agent's dependency
     vetting: VettingSummary
     installed_at: str = ""
+    lineage: list[LineagePin] = Field(default_factory=list)  # cross-package `extends`, pinned
 
 
 class Lockfile(BaseModel):
