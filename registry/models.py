@@ -251,3 +251,30 @@ class LogHead(SQLModel, table=True):
     timestamp_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     key_id: str = Field(max_length=32)
     signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class PackageChange(SQLModel, table=True):
+    """The change counter of a package: `seq` moves in the transaction of every write to the
+    package, its releases or its reviews. Database triggers write it (migration 0010), so no
+    code path can forget it; PostgreSQL also sends the name on the `agentfactory_package`
+    channel, delivered on commit. API processes read it to drop their cached answers for the
+    package (`marketplace.server.invalidation`)."""
+
+    __tablename__ = "package_change"
+
+    name: str = Field(primary_key=True, max_length=130)  # the package's normalized name
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+
+
+class RateBucket(SQLModel, table=True):
+    """One token bucket of a rate limit shared by every API process: `tokens` left at `stamp`
+    (seconds since the epoch). Updated in one atomic statement that refills and spends
+    (`marketplace.server.ratelimit.DatabaseLimiter`)."""
+
+    __tablename__ = "rate_bucket"
+    __table_args__ = (CheckConstraint("tokens >= 0", name="rate_bucket_tokens_nonneg"),)
+
+    action: str = Field(primary_key=True, max_length=32)
+    key: str = Field(primary_key=True, max_length=200)
+    tokens: float
+    stamp: float

@@ -1,11 +1,13 @@
 """The marketplace application: `create_app(settings) -> FastAPI`.
 
 Lifespan, in order: create the home directory, open the registry (creating the database on first
-start), publish the built-in agents under `builtin/` when asked (idempotent), build the agent
-factory with the built-in plugins and the installed agents, start the run service (its worker
-processes: `start_runs`); on shutdown stop the run workers, close the factory, then the
-registry. Everything lives on one `MarketState` per app: two apps in one process (two tests)
-share nothing.
+start), connect the response cache to the database's change signals (so other processes' writes
+reach it: `invalidation`), then, in the one process of those starting together that gets the
+start-up turn (`startup`), clean orphan blobs and publish the built-in agents under `builtin/`
+when asked (idempotent); build the agent factory with the built-in plugins and the installed
+agents, start the run service (its worker processes: `start_runs`); on shutdown stop the run
+workers, close the factory, the change feed, then the registry. Everything lives on one
+`MarketState` per app: two apps in one process (two tests) share nothing.
 
 Plugins: each app builds one plugin manager (`app.state.plugins`) when it is created. Routers
 contributed through `agentfactory_api_routers` are mounted under `/api/v1/ext` then (anything
@@ -21,6 +23,7 @@ then FastAPI's own exception handling, where every error becomes a problem docum
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -39,9 +42,10 @@ from marketplace.server.api.deps import MarketState
 from marketplace.server.api.fastpath import CachedDetailMiddleware
 from marketplace.server.api.middleware import BodyLimitMiddleware, LatencyMiddleware
 from marketplace.server.api.problems import READ_PROBLEMS, install_problem_handlers
-from marketplace.server.metrics import ServerMetrics
-from marketplace.server.ratelimit import TokenBucketLimiter
+from marketplace.server.metrics import ENV_MULTIPROC_DIR, ServerMetrics
+from marketplace.server.ratelimit import make_limiter
 from marketplace.server.settings import ServerSettings
+from marketplace.server.startup import HomeMembership, MachineEngine, startup_turn
 from marketplace.server.web import mount_web
 
 if TYPE_CHECKING:
@@ -98,15 +102,16 @@ def build_state(
         settings.home, settings.database_url, vetter=vetter, package_check=check,
         blobs=blobs if blobs is not None else open_blobs(settings),
     )
+    engine = registry.engine
     return MarketState(
         settings=settings,
         registry=registry,
         metrics=metrics or ServerMetrics(),
         cache=ResponseCache(settings.detail_cache_size, settings.cache_ttl_s, settings.clock),
-        publish_limiter=TokenBucketLimiter(settings.publish_rate, "publish", settings.clock),
-        review_limiter=TokenBucketLimiter(settings.review_rate, "review", settings.clock),
-        register_limiter=TokenBucketLimiter(settings.register_rate, "register", settings.clock),
-        token_limiter=TokenBucketLimiter(settings.token_rate, "token", settings.clock),
+        publish_limiter=make_limiter(settings, engine, settings.publish_rate, "publish"),
+        review_limiter=make_limiter(settings, engine, settings.review_rate, "review"),
+        register_limiter=make_limiter(settings, engine, settings.register_rate, "register"),
+        token_limiter=make_limiter(settings, engine, settings.token_rate, "token"),
         vetting_gate=gate,
     )
 
@@ -158,10 +163,11 @@ def worker_config(settings: ServerSettings) -> WorkerConfig:
 
 def start_runs(settings: ServerSettings, state: MarketState) -> RunService:
     """The run service over the registry's database, its engine started. The embedded one
-    (`local`) runs worker processes built like the server's factory; with the embedded database
-    this process is its only user, so runs left `running` by an earlier server are given back to
-    the queue at once. With `procrastinate`, runs are jobs for `agentfactory worker` processes
-    and this process starts none."""
+    (`local`) runs worker processes built like the server's factory, in one API process per
+    home (`startup.MachineEngine`); with the embedded database that process is the only engine
+    on it, so runs left `running` by an earlier server are given back to the queue at once. With
+    `procrastinate`, runs are jobs for `agentfactory worker` processes and this process starts
+    none."""
     from runs import LocalEngine, RunEngine, RunService, RunStore, RunWatch
 
     store = RunStore(state.registry.engine, settings.runs)
@@ -172,10 +178,11 @@ def start_runs(settings: ServerSettings, state: MarketState) -> RunService:
 
         engine = ProcrastinateEngine(store, settings.database_url, on_change=watch.notify)
     else:
-        engine = LocalEngine(
+        # One embedded engine per home (machine), in whichever API process holds its lock.
+        engine = MachineEngine(lambda: LocalEngine(
             store, worker_config(settings), on_change=watch.notify,
             orphans=settings.database_url is None,
-        )
+        ), settings.home, retry_s=settings.runs.sweep_s)
     engine.start()
     return RunService(store, engine, watch)
 
@@ -184,20 +191,14 @@ def start_runs(settings: ServerSettings, state: MarketState) -> RunService:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ServerSettings = app.state.settings
     state = build_state(settings, app.state.metrics, app.state.plugins, app.state.blobs)
+    membership = HomeMembership(settings.home)
     try:
-        if settings.database_url is None or settings.blob_url is not None:
-            # Blobs no release refers to are leftovers of a crash. With the embedded default this
-            # process alone writes to the home, so they go at once; in shared object storage only
-            # once older than the grace period (`orphan_grace_s`).
-            removed = state.registry.cleanup_blobs(orphan_grace_s(settings))
-            if removed:
-                log.info("removed %d orphan blob(s) left by an interrupted publish", len(removed))
-        if settings.bootstrap:
-            from marketplace.server.bootstrap import publish_builtins
-
-            published = publish_builtins(state.registry, settings.home)
-            if published:
-                log.info("published %d built-in agent(s) under builtin/", len(published))
+        await follow_changes(state)
+        # Of the processes starting together, one does the start-up work (`startup`).
+        with startup_turn(state.registry.engine, settings.home) as mine:
+            alone = membership.join(inside_turn=mine)
+            if mine:
+                startup_work(settings, state, alone)
         state.factory, stop_watching = build_factory(settings, app.state.plugins)
         state.metrics.track(state.factory)
         from models.ledger_sql import SqlLedger
@@ -217,7 +218,44 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             state.runs.close()  # stops the run workers and reaps them
         if state.factory is not None:
             state.factory.close()
+        state.cache.feed.close()
         state.registry.close()
+        membership.leave()
+        if os.environ.get(ENV_MULTIPROC_DIR):
+            # Its live gauges go; its counters and histograms stay in the sums (`serve`).
+            from prometheus_client import multiprocess
+
+            # prometheus-client leaves this function unannotated.
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+async def follow_changes(state: MarketState) -> None:
+    """Connect the cache to the database's change signals (`invalidation`); on PostgreSQL,
+    wait (bounded) for LISTEN to be in place so the first requests can use the cache."""
+    from marketplace.server.invalidation import PgChangeFeed, feed_for
+
+    feed = feed_for(state.registry.engine)
+    state.cache.follow(feed)
+    if isinstance(feed, PgChangeFeed):
+        await to_thread.run_sync(feed.wait_connected, 10.0)
+
+
+def startup_work(settings: ServerSettings, state: MarketState, alone: bool) -> None:
+    """Orphan cleanup and the bootstrap, done by one process of those starting together."""
+    if settings.database_url is None or settings.blob_url is not None:
+        # Blobs no release refers to are leftovers of a crash. When this process alone serves
+        # the embedded home, they go at once; otherwise (other processes, shared object storage)
+        # only once older than the grace period (`orphan_grace_s`).
+        grace = orphan_grace_s(settings) if alone else settings.blob_grace_s
+        removed = state.registry.cleanup_blobs(grace)
+        if removed:
+            log.info("removed %d orphan blob(s) left by an interrupted publish", len(removed))
+    if settings.bootstrap:
+        from marketplace.server.bootstrap import publish_builtins
+
+        published = publish_builtins(state.registry, settings.home)
+        if published:
+            log.info("published %d built-in agent(s) under builtin/", len(published))
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:

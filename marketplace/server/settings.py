@@ -127,6 +127,12 @@ def _grace_seconds(text: str) -> float:
     return seconds
 
 
+def _limit_store(text: str) -> str:
+    if text not in ("auto", "memory", "database"):
+        raise ValueError("must be auto, memory or database")
+    return text
+
+
 def _default_home() -> Path:
     return agentfactory_home()
 
@@ -170,8 +176,13 @@ class ServerSettings:
     vet_per_publisher: int = 1
     vet_concurrency: int = 0
     vet_queue_s: float = 5.0
-    # Package-detail responses kept in memory; entries also expire after `cache_ttl_s` so that
-    # several workers sharing one database converge without talking to each other.
+    # Where rate budgets live: "memory" (this process), "database" (shared by every process),
+    # or "auto": the database when it is PostgreSQL or `processes` > 1 (`ratelimit.make_limiter`).
+    rate_limit_store: Literal["auto", "memory", "database"] = "auto"
+    # API processes serving this home on this machine (`agentfactory serve --workers N`).
+    processes: int = 1
+    # Package-detail responses kept in memory; other processes' writes reach them through the
+    # database (`marketplace.server.invalidation`); `cache_ttl_s` only bounds an entry's age.
     detail_cache_size: int = 2048
     cache_ttl_s: float = 5.0
     clock: Callable[[], float] = time.monotonic
@@ -215,6 +226,8 @@ class ServerSettings:
             raise ValueError("blob_redirect needs an s3:// blob_url")
         if not (0 < self.blob_redirect_ttl_s <= 7 * 24 * 3600 and self.blob_grace_s >= 0):
             raise ValueError("blob_redirect_ttl_s must be 1 s to 7 days, blob_grace_s >= 0")
+        if self.rate_limit_store not in ("auto", "memory", "database") or self.processes < 1:
+            raise ValueError("rate_limit_store must be auto|memory|database, processes >= 1")
         if self.sandbox_policy not in ("always", "high-risk", "never"):
             raise ValueError(
                 f"sandbox policy {self.sandbox_policy!r} is not always|high-risk|never"
@@ -252,6 +265,8 @@ class ServerSettings:
             "S3_REGION": ("s3_region", str.strip),
             "BLOB_REDIRECT_TTL": ("blob_redirect_ttl_s", _redirect_seconds),
             "BLOB_GRACE": ("blob_grace_s", _grace_seconds),
+            "RATE_LIMIT_STORE": ("rate_limit_store", _limit_store),
+            "PROCESSES": ("processes", _positive_int),
         }
         for suffix, (name, parse) in parsers.items():
             text = env.get(f"AGENTFACTORY_{suffix}")

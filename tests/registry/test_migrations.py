@@ -37,6 +37,8 @@ TABLES = {
     "download_count",
     "download_client",
     "web_session",
+    "package_change",
+    "rate_bucket",
 }
 
 
@@ -74,7 +76,7 @@ def differences(engine: Engine) -> list[str]:
 def test_empty_database_upgrades_to_head_with_search(empty_engine: Engine) -> None:
     assert tables(empty_engine) == set()
     init_db(empty_engine)
-    assert revision(empty_engine) == head_revision() == "0005"
+    assert revision(empty_engine) == head_revision() == "0010"
     assert tables(empty_engine) >= TABLES
     assert fts_available(empty_engine)
 

@@ -4,8 +4,12 @@ Invariants: entries are immutable bytes, keyed by `(kind, normalized package nam
 a package (publish, yank, unyank, review, reply, download count) calls `invalidate(name)`, which
 drops every kind for that name and bumps the name's generation. A reader that fetched from the
 database stores its result only if the generation did not move while it was reading, so a
-response computed before a write can never be cached after it. Entries also expire after `ttl`
-seconds, which bounds staleness when several workers share one database. LRU-bounded; one lock.
+response computed before a write can never be cached after it. Writes made by other processes
+arrive through the cache's `ChangeFeed` (`marketplace.server.invalidation`): `lookup` answers
+from memory only once the feed says every change committed before the call is applied, so a
+request that starts after any process acknowledged a write never sees an answer older than it.
+Entries also expire after `ttl` seconds (an age bound on memory, not what keeps answers
+current). LRU-bounded; one lock.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+
+from marketplace.server.invalidation import ChangeFeed, NullFeed
 
 Key = tuple[str, str]
 
@@ -29,6 +35,21 @@ class ResponseCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.feed: ChangeFeed = NullFeed()
+
+    def follow(self, feed: ChangeFeed) -> None:
+        """Take other processes' changes from `feed` (started here, closed by the caller)."""
+        self.feed = feed
+        feed.start(self)
+
+    async def lookup(self, kind: str, name: str) -> bytes | None:
+        """`get`, once the feed has applied every change committed before this call; None
+        (read the database) when it cannot say."""
+        if not await self.feed.fresh():
+            with self._lock:
+                self.misses += 1
+            return None
+        return self.get(kind, name)
 
     def get(self, kind: str, name: str) -> bytes | None:
         key = (kind, name)

@@ -7,9 +7,9 @@ bytes. This pure-ASGI layer answers a cache hit directly and passes everything e
 any other path or method) to the application unchanged, which computes and caches as before.
 
 Invariants: it only ever serves bytes the endpoint itself put in the cache, under the same key
-and the same invalidation (`api.cache`), with the endpoint's media type; it is installed inside
-the other middlewares, so latency metrics, body caps and security headers apply to its answers
-exactly as to the endpoint's.
+and the same invalidation (`api.cache`, other processes' writes included: `lookup`), with the
+endpoint's media type; it is installed inside the other middlewares, so latency metrics, body
+caps and security headers apply to its answers exactly as to the endpoint's.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class CachedDetailMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = self._cached(scope) if scope["type"] == "http" else None
+        body = await self._cached(scope) if scope["type"] == "http" else None
         if body is None:
             await self.app(scope, receive, send)
             return
@@ -50,7 +50,7 @@ class CachedDetailMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod
-    def _cached(scope: Scope) -> bytes | None:
+    async def _cached(scope: Scope) -> bytes | None:
         path: str = scope["path"]
         if scope["method"] != "GET" or not path.startswith(PREFIX):
             return None
@@ -64,5 +64,5 @@ class CachedDetailMiddleware:
             key = normalize_name(f"{namespace}/{name}")
         except InvalidName:  # the endpoint answers it with the proper problem
             return None
-        body: bytes | None = market.cache.get("detail", key)
+        body: bytes | None = await market.cache.lookup("detail", key)
         return body
