@@ -159,8 +159,9 @@ class PgChangeFeed:
         self._connected = False
         self._sent = 0  # fences sent on the current connection
         self._in_flight = False
-        # (fence number needed, loop, future) of the requests waiting
-        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[bool]]] = []
+        # Requests waiting for the next fence to be sent, and for the one in flight.
+        self._next: list[Waiter] = []
+        self._flying: list[Waiter] = []
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._stop = threading.Event()
@@ -188,12 +189,15 @@ class PgChangeFeed:
             if not self._connected:
                 return False
             # The next fence is sent after this point, so its return covers this request.
-            self._waiters.append((self._sent + 1, loop, future))
-        self._wake()
+            self._next.append((loop, future))
+            first = len(self._next) == 1
+        if first:
+            self._wake()  # the rest of the batch rides on the same fence
+        late = loop.call_later(self.fence_timeout_s, _settle, [future], False)
         try:
-            return await asyncio.wait_for(future, self.fence_timeout_s)
-        except TimeoutError:
-            return False
+            return await future
+        finally:
+            late.cancel()
 
     def close(self) -> None:
         self._stop.set()
@@ -254,24 +258,31 @@ class PgChangeFeed:
             selector.register(self._wake_r, selectors.EVENT_READ)
             while not self._stop.is_set():
                 self._maybe_send_fence(conn)
-                selector.select(timeout=1.0)
-                try:
-                    while os.read(self._wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
+                # Notifications that arrived while the fence was sent are already read off the
+                # socket (psycopg keeps them): apply them now, not at the next wake-up.
                 for notify in conn.notifies(timeout=0):
                     self._on_notify(notify.channel, notify.payload)
                 if conn.closed or conn.broken:
                     raise ConnectionError("the listening connection was closed")
+                if self._fence_wanted():
+                    continue
+                selector.select(timeout=1.0)
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake_r, 4096):
+                        pass
+
+    def _fence_wanted(self) -> bool:
+        with self._lock:
+            return not self._in_flight and bool(self._next)
 
     def _maybe_send_fence(self, conn: psycopg.Connection[Any]) -> None:
+        if not self._fence_wanted():
+            return
         with self._lock:
-            if self._in_flight or not any(need > self._sent for need, _, _ in self._waiters):
-                return
             self._sent += 1
             self._in_flight = True
             fence = self._sent
+            self._flying, self._next = self._next, []
         conn.execute("SELECT pg_notify(%s, %s)", (FENCE_CHANNEL, f"{self._id}:{fence}"))
 
     def _on_notify(self, channel: str, payload: str) -> None:
@@ -283,27 +294,36 @@ class PgChangeFeed:
         if channel != FENCE_CHANNEL or owner != self._id or not number.isdigit():
             return  # another process's fence
         with self._lock:
+            if int(number) != self._sent:
+                return  # a fence of an earlier connection
             self._in_flight = False
-            done = [w for w in self._waiters if w[0] <= int(number)]
-            self._waiters = [w for w in self._waiters if w[0] > int(number)]
-        for _, loop, future in done:
-            _resolve(loop, future, True)
+            done, self._flying = self._flying, []
+        _resolve(done, True)
 
     def _fail_waiters(self) -> None:
         with self._lock:
-            waiters, self._waiters = self._waiters, []
+            waiters, self._next, self._flying = self._next + self._flying, [], []
             self._in_flight = False
-        for _, loop, future in waiters:
-            _resolve(loop, future, False)
+        _resolve(waiters, False)
 
 
-def _resolve(loop: asyncio.AbstractEventLoop, future: asyncio.Future[bool], value: bool) -> None:
-    def settle() -> None:
+Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[bool]"]
+
+
+def _settle(futures: list[asyncio.Future[bool]], value: bool) -> None:
+    for future in futures:
         if not future.done():
             future.set_result(value)
 
-    with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-        loop.call_soon_threadsafe(settle)
+
+def _resolve(waiters: list[Waiter], value: bool) -> None:
+    """Settle the futures from this thread: one call into each event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[bool]]] = {}
+    for loop, future in waiters:
+        by_loop.setdefault(loop, []).append(future)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_settle, futures, value)
 
 
 def feed_for(engine: Engine) -> ChangeFeed:

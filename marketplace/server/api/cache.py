@@ -17,11 +17,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 from marketplace.server.invalidation import ChangeFeed, NullFeed
 
 Key = tuple[str, str]
+_CURRENT = "agentfactory.cache_current"  # set in a request's scope once its feed check passed
 
 
 class ResponseCache:
@@ -42,13 +44,19 @@ class ResponseCache:
         self.feed = feed
         feed.start(self)
 
-    async def lookup(self, kind: str, name: str) -> bytes | None:
+    async def lookup(
+        self, kind: str, name: str, scope: MutableMapping[str, Any] | None = None
+    ) -> bytes | None:
         """`get`, once the feed has applied every change committed before this call; None
-        (read the database) when it cannot say."""
-        if not await self.feed.fresh():
-            with self._lock:
-                self.misses += 1
-            return None
+        (read the database) when it cannot say. `scope` is the request's ASGI scope: the feed
+        is asked once per request (what held when it began holds for all of it)."""
+        if scope is None or not scope.get(_CURRENT):
+            if not await self.feed.fresh():
+                with self._lock:
+                    self.misses += 1
+                return None
+            if scope is not None:
+                scope[_CURRENT] = True
         return self.get(kind, name)
 
     def get(self, kind: str, name: str) -> bytes | None:

@@ -64,5 +64,5 @@ class CachedDetailMiddleware:
             key = normalize_name(f"{namespace}/{name}")
         except InvalidName:  # the endpoint answers it with the proper problem
             return None
-        body: bytes | None = await market.cache.lookup("detail", key)
+        body: bytes | None = await market.cache.lookup("detail", key, scope)
         return body

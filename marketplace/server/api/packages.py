@@ -143,7 +143,7 @@ async def cached_json(
     """Answer from the cache, or compute in a worker thread and cache unless a write raced."""
     state = get_state(request)
     key = normalize_name(name)
-    body = await state.cache.lookup(kind, key)
+    body = await state.cache.lookup(kind, key, request.scope)
     if body is None:
         generation = state.cache.generation(key)
         record = await run_in_threadpool(compute, name)
