@@ -7,6 +7,11 @@ agents are published then. This module imports the server stack only inside the 
 
 The port is checked before anything is printed or built: a busy port is one red line that
 suggests `--port`, never a banner followed by uvicorn's traceback.
+
+`--workers N` (N > 1) runs N API processes under uvicorn's supervisor (which restarts one that
+dies), each building its app from the environment (`create_app` as a factory). They share the
+database and the blobs; the multi-process guarantees (cache invalidation, one rate budget per
+account, one start-up, one embedded run engine, summed metrics) are in docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -62,11 +67,19 @@ def check_port(host: str, port: int) -> None:
     help="Data directory (default $AGENTFACTORY_HOME or the user data dir).",
 )
 @click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
-def serve(host: str | None, port: int | None, home: Path | None, log_level: str) -> None:
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="API processes on this machine, sharing the port, the database and the "
+                   "rate budgets (see docs/deploy.md).")
+def serve(
+    host: str | None, port: int | None, home: Path | None, log_level: str, workers: int
+) -> None:
     """Start the marketplace server (JSON API under /api/v1, /healthz, /metrics)."""
     from marketplace.server.settings import ServerSettings
 
     settings = ServerSettings.from_env(host=host, port=port, home=home)
+    if workers > 1:
+        prepare_workers(settings.home, workers)
+        settings = ServerSettings.from_env(host=host, port=port, home=home)
     check_port(settings.host, settings.port)
 
     import uvicorn
@@ -81,11 +94,16 @@ def serve(host: str | None, port: int | None, home: Path | None, log_level: str)
         from cli.sandbox import ready_sandbox
 
         ready_sandbox()
-    app = create_app(settings)
+    app = create_app(settings)  # in every case: a bad setting is one line, before the banner
     click.echo(f"Agent Factory marketplace on {settings.url}  (data: {settings.home})")
     click.echo(f"API docs: {settings.url}/api/v1/docs")
+    if workers > 1:
+        click.echo(f"{workers} API processes")
     uvicorn.run(
-        app,
+        # Several processes: each one builds its own app from the environment set above.
+        app if workers == 1 else "marketplace.server.app:create_app",
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=settings.host,
         port=settings.port,
         log_level=log_level,
@@ -96,3 +114,16 @@ def serve(host: str | None, port: int | None, home: Path | None, log_level: str)
         # rewrite would believe X-Forwarded-For from any local peer.
         proxy_headers=False,
     )
+
+def prepare_workers(home: Path, workers: int) -> None:
+    """The environment the `workers` API processes inherit: how many they are (rate budgets
+    then live in the database) and prometheus-client's multi-process directory, emptied now,
+    before any process writes to it (`marketplace.server.metrics`)."""
+    from marketplace.server.metrics import ENV_MULTIPROC_DIR
+
+    os.environ["AGENTFACTORY_PROCESSES"] = str(workers)
+    metrics_dir = Path(os.environ.get(ENV_MULTIPROC_DIR) or home / "metrics")
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
+    os.environ[ENV_MULTIPROC_DIR] = str(metrics_dir)
