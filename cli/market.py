@@ -3,10 +3,16 @@
 Each command is imported lazily by `cli.main` and must stay light: no fastapi, sqlmodel or
 uvicorn here. Errors are raised as `AgentFactoryError` subclasses; `cli.main.main` prints them
 as one red line and exits 1. Every command that prints data accepts `--json`.
+
+Retirement: `list` and `install` fetch the registry's signed revocation list (and fall back to
+the cached one when the registry cannot be reached; `marketplace.client.retirement`). An
+installed release that is deprecated or yanked gets one yellow line saying why and what to do;
+a revoked one is refused: one red line, exit 1 (`install --locked` refuses before installing).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,10 +28,19 @@ from cli.common import (
     stars,
 )
 from cli.output import plural, show, table
-from marketplace.client.errors import ApiError
+from cli.upgrade import ACCEPT_HELP, consent_for
+from marketplace.client.config import ClientConfig
+from marketplace.client.errors import ApiError, ConnectionFailed
 from marketplace.client.http import MarketplaceClient
 from marketplace.client.lockfile import LockEntry
-from marketplace.client.records import KeyInfo, Release, publisher_of
+from marketplace.client.records import KeyInfo, RatingSummary, Release, publisher_of
+from marketplace.client.retirement import (
+    Retired,
+    Retirements,
+    RevocationCache,
+    revoked_error,
+    warning,
+)
 
 __all__ = ["info", "install", "list_installed", "rate", "reviews", "search", "uninstall"]
 
@@ -77,13 +92,12 @@ def info(name: str, url: str | None, token: str | None, as_json: bool) -> None:
     from rich.text import Text
 
     rating = detail.rating
-    bayesian = f", bayesian {rating.bayesian:.2f}" if rating.bayesian is not None else ""
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
     facts.add_row("publisher", publisher_of(detail.publisher))
-    facts.add_row("rating", f"{stars(rating.mean)} ({plural(rating.count, 'rating')}{bayesian})"
-                  if rating.count else "no ratings yet")
+    for label, line in _rating_rows(rating):
+        facts.add_row(label, line)
     facts.add_row("downloads", str(detail.downloads))
     for label, values in (("capabilities", detail.capabilities), ("tools", detail.tools)):
         if values:
@@ -94,20 +108,80 @@ def info(name: str, url: str | None, token: str | None, as_json: bool) -> None:
         facts.add_row("homepage", detail.homepage)
     for key_id, key in keys.items():
         facts.add_row("signing key", f"{key_id} ({_key_state(key)})")
-    yanked = any(release.yanked for release in versions)
-    notes = ("",) if yanked else ()
+    retired = any(_retirement_note(release) for release in versions)
+    notes = ("",) if retired else ()
     rows = table("VERSION", "UPLOADED", "SHA256", "KEY", "SIGNATURE", "VETTING", *notes,
                  wrap=("VETTING", ""))
     for release in versions:
-        yank_note = f"YANKED: {release.yank_reason or 'no reason given'}" if release.yanked else ""
         rows.add_row(release.version, (release.uploaded_at or "")[:10],
                      f"{release.digest[:16]}…", release.key_id[:12],
                      _signature_state(keys.get(release.key_id)), _vetting_state(release),
-                     *((yank_note,) if yanked else ()))
+                     *((_retirement_note(release),) if retired else ()))
     title = Text.assemble((detail.name, "bold"), f" {detail.latest_version or ''}")
     summary = [f"  {detail.summary}"] if detail.summary else []
     show(title, *summary, facts, f"versions ({len(versions)}):", rows,
          f"install: agentfactory install {detail.name}")
+
+
+def _rating_rows(rating: RatingSummary) -> list[tuple[str, str]]:
+    """The rating facts of `info`: all versions, the latest version, the score explained."""
+    if not rating.count:
+        rows = [("rating", "no verified ratings yet")]
+    else:
+        rows = [("rating", f"{stars(rating.mean)} ({plural(rating.count, 'verified rating')}, "
+                           "all versions)")]
+        latest = rating.latest
+        if latest is not None:
+            rows.append((f"rating {latest.version}",
+                         f"{stars(latest.mean)} ({plural(latest.count, 'rating')})"
+                         if latest.count else "no ratings of this version yet"))
+    if rating.explanation:
+        rows.append(("ranking", rating.explanation))
+    if rating.unverified:
+        rows.append(("unverified", f"{plural(rating.unverified, 'review')} by people who did "
+                                   "not download the version they review (not counted)"))
+    return rows
+
+
+def _retirement_note(release: Release) -> str:
+    if release.revoked:
+        return f"REVOKED: {release.revoke_reason or 'no reason given'}"
+    if release.yanked:
+        return f"YANKED: {release.yank_reason or 'no reason given'}"
+    if release.deprecated_reason:
+        then = f" (use {release.deprecated_successor})" if release.deprecated_successor else ""
+        return f"deprecated: {release.deprecated_reason}{then}"
+    return ""
+
+
+def _retirements(config: ClientConfig, *, fetch: bool = True) -> Retirements | None:
+    """The registry's verified revocation list, fetched and cached; the cached one when the
+    registry cannot be reached (None: never fetched). A list that does not verify is refused."""
+    cache = RevocationCache(config.home)
+    if fetch:
+        try:
+            with client_for(config) as client:
+                return cache.refresh(client)
+        except (ConnectionFailed, ApiError):
+            pass  # offline, or a registry without the list: the cached list still answers
+    return cache.load()
+
+
+def _check_retired(entries: list[LockEntry], retirements: Retirements | None) -> None:
+    """One yellow line per deprecated or yanked entry; refuse (red, exit 1) revoked ones."""
+    if retirements is None:
+        return
+    found = [(e, r) for e in entries if (r := retirements.of(e)) is not None]
+    revoked: list[Retired] = []
+    for _entry, retired in found:
+        if retired.level == "revoked":
+            revoked.append(retired)
+        else:
+            click.secho(warning(retired), fg="yellow", err=True)
+    for retired in revoked[:-1]:
+        click.secho(f"error: {revoked_error(retired)}", fg="red", err=True)
+    if revoked:
+        raise revoked_error(revoked[-1])
 
 
 def _keys_of(client: MarketplaceClient, versions: list[Release]) -> dict[str, KeyInfo | None]:
@@ -166,22 +240,49 @@ def _entry_line(entry: LockEntry) -> str:
 @click.argument("requirement", required=False)
 @click.option("--locked", is_flag=True,
               help="Reinstall exactly what agentfactory.lock records (all, or REQUIREMENT's name).")
+@click.option("--accept", is_flag=True, help=ACCEPT_HELP)
+@click.option("--from-bundle", "from_bundle", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Install the agents of a signed bundle file, with no network.")
+@click.option("--bundle-signer", default=None, metavar="KEY_ID",
+              help="With --from-bundle: require the bundle to be signed by this key.")
 @registry_options
 @json_option
-def install(requirement: str | None, locked: bool, url: str | None, token: str | None,
+def install(requirement: str | None, locked: bool, accept: bool, from_bundle: Path | None,
+            bundle_signer: str | None, url: str | None, token: str | None,
             as_json: bool) -> None:
     """Install REQUIREMENT (`ns/name`, `ns/name>=1.0`, `ns/name==1.0`): download, verify the
-    signature, pin the publisher's key, vet in the sandbox, unpack, record in the lockfile."""
+    signature, pin the publisher's key, vet in the sandbox, unpack, record in the lockfile.
+    An upgrade that asks for more than the installed version is shown and needs --accept."""
     from marketplace.client.installer import Installer, sandbox_vetter
 
+    if from_bundle is not None:
+        from cli.bundle import install_from_bundle
+
+        result = install_from_bundle(from_bundle, bundle_signer, accept)
+        _print_installed(result, as_json)
+        return
     if not locked and not requirement:
         raise click.UsageError("give a requirement such as ns/name>=1.0, or --locked")
     config = config_for(url, token)
+    if locked:  # refuse a revoked locked release before anything is downloaded or unpacked
+        from marketplace.client.lockfile import read_lock
+        from registry.names import normalize_name
+
+        agents = read_lock(config.home).agents
+        wanted = normalize_name(requirement) if requirement else None
+        chosen = [e for key, e in agents.items() if wanted is None or key == wanted]
+        retirements = _retirements(config)
+        if retirements is not None:
+            for entry in chosen:
+                retired = retirements.of(entry)
+                if retired is not None and retired.level == "revoked":
+                    raise revoked_error(retired)
     bars = DownloadBars()
     try:
         with client_for(config) as client, sandbox_build_bar() as build_progress:
             installer = Installer(client, config.home, vetter=sandbox_vetter(build_progress),
-                                  progress=bars)
+                                  progress=bars, consent=consent_for(accept))
             if locked:
                 names = [requirement] if requirement else []
                 result = installer.install_locked(names)
@@ -190,13 +291,22 @@ def install(requirement: str | None, locked: bool, url: str | None, token: str |
                 result = installer.install(requirement)
     finally:
         bars.close()
+    if _print_installed(result, as_json):
+        _check_retired([*result.installed, *result.unchanged], _retirements(config))
+
+
+def _print_installed(result: Any, as_json: bool) -> bool:
+    """Print an install's result; False when it was printed as JSON."""
+    for note in result.notes:  # an installed agent whose pinned parent template moved
+        click.secho(f"warning: {note}", fg="yellow", err=True)
     if as_json:
         emit_json({"installed": result.installed, "unchanged": result.unchanged})
-        return
+        return False
     for entry in result.installed:
         click.echo(f"installed {_entry_line(entry)}")
     for entry in result.unchanged:
         click.echo(f"already installed {_entry_line(entry)}")
+    return True
 
 
 @click.command()
@@ -216,24 +326,47 @@ def uninstall(name: str, as_json: bool) -> None:
 
 
 @click.command("list")
+@click.option("--offline", is_flag=True,
+              help="Do not fetch the revocation list; use the cached one.")
+@registry_options
 @json_option
-def list_installed(as_json: bool) -> None:
-    """List installed agents (from agentfactory.lock)."""
-    from core.paths import agentfactory_home
+def list_installed(offline: bool, url: str | None, token: str | None, as_json: bool) -> None:
+    """List installed agents (from agentfactory.lock), with a warning for each deprecated or
+    yanked one and a refusal (exit 1) for a revoked one."""
     from marketplace.client.installer import installed
 
-    entries = installed(agentfactory_home())
+    config = config_for(url, token)
+    entries = installed(config.home)
+    retirements = _retirements(config, fetch=not offline) if entries else None
     if as_json:
-        emit_json(entries)
+        emit_json([{**e.model_dump(), "retired": _retired_json(retirements, e)} for e in entries])
         return
     if not entries:
         click.echo("no agents installed")
         return
-    rows = table("NAME", "VERSION", "SHA256", "KEY", "VETTING", "", wrap=("VETTING", ""))
+    rows = table("NAME", "VERSION", "SHA256", "KEY", "VETTING", "STATUS", "",
+                 wrap=("VETTING", ""))
     for entry in entries:
+        retired = retirements.of(entry) if retirements is not None else None
         rows.add_row(entry.name, entry.version, f"{entry.digest[:16]}…", entry.key_id[:12],
-                     _vetting_of(entry), "" if entry.requested else "dependency")
+                     _vetting_of(entry), _status(retirements, retired),
+                     "" if entry.requested else "dependency")
     show(rows)
+    _check_retired(entries, retirements)
+
+
+def _status(retirements: Retirements | None, retired: Retired | None) -> str:
+    if retirements is None:
+        return "not checked"  # no list was ever fetched into this home
+    return retired.level if retired is not None else "ok"
+
+
+def _retired_json(retirements: Retirements | None, entry: LockEntry) -> dict[str, Any] | None:
+    retired = retirements.of(entry) if retirements is not None else None
+    if retired is None:
+        return None
+    return {"level": retired.level, "reason": retired.reason, "successor": retired.successor,
+            "latest": retired.latest}
 
 
 class StarsType(click.IntRange):
@@ -292,7 +425,9 @@ def reviews(name: str, page: int, per_page: int, url: str | None, token: str | N
         click.echo(f"no reviews of {name} yet")
     for item in found.items:
         head = f"{'★' * item.stars}{'☆' * (5 - item.stars)} {item.reviewer}"
-        click.echo(f"{head}{' on ' + item.version if item.version else ''}: {item.title}".rstrip())
+        about = f" on {item.version}" if item.version else ""
+        unverified = "" if item.verified else " (unverified: not counted)"
+        click.echo(f"{head}{about}{unverified}: {item.title}".rstrip())
         if item.body:
             click.echo(f"    {item.body}")
         if item.reply:

@@ -1,4 +1,4 @@
-"""The publisher's commands: keygen, register, init, build, publish, yank.
+"""The publisher's commands: keygen, register, init, build, publish, yank, deprecate, revoke.
 
 Invariants: the private key never leaves the machine (only its public half and signatures are
 sent); the token is stored only in `config.json` (mode 0600); `publish` signs exactly the bytes it
@@ -217,3 +217,70 @@ def yank(name: str, version: str, reason: str | None, undo: bool, url: str | Non
         return
     click.echo(f"{'unyanked' if undo else 'yanked'} {name} {version}"
                + (f": {reason}" if reason and not undo else ""))
+
+
+@click.command()
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", default=None, help="Why (shown to users); required to deprecate.")
+@click.option("--successor", default=None, metavar="NS/NAME",
+              help="The package users should move to.")
+@click.option("--undo", is_flag=True, help="Take the deprecation back.")
+@registry_options
+@json_option
+def deprecate(name: str, version: str, reason: str | None, successor: str | None, undo: bool,
+              url: str | None, token: str | None, as_json: bool) -> None:
+    """Deprecate release VERSION of NAME with --reason: it still installs, with a warning."""
+    if not undo and not (reason and reason.strip()):
+        raise click.UsageError("--reason is required to deprecate a release")
+    with client_for(config_for(url, token)) as client:
+        if undo:
+            release = client.undeprecate(name, version)
+        else:
+            release = client.deprecate(name, version, reason or "", successor)
+    if as_json:
+        emit_json(release)
+        return
+    if undo:
+        click.echo(f"undeprecated {name} {version}")
+        return
+    then = f"; successor {release.deprecated_successor}" if release.deprecated_successor else ""
+    click.echo(f"deprecated {name} {version}: {reason}{then}")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why it must not run (shown to users).")
+@click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Signing key (default: $AGENTFACTORY_HOME/signing.key).")
+@click.option("--admin", is_flag=True,
+              help="Revoke as a registry admin: the registry signs the statement with its key.")
+@registry_options
+@json_option
+def revoke(name: str, version: str, reason: str, key_path: Path | None, admin: bool,
+           url: str | None, token: str | None, as_json: bool) -> None:
+    """Revoke release VERSION of NAME for good (compromised or malicious): it must not run
+    anywhere. The revocation statement is signed with your key (or, with --admin, by the
+    registry), and reaches every client through the signed revocation list."""
+    from registry.statements import sign_statement, statement_bytes
+
+    if not reason.strip():
+        raise click.UsageError("--reason must say why the release is revoked")
+    config = config_for(url, token)
+    with client_for(config) as client:
+        if admin:
+            release = client.revoke(name, version, reason)
+        else:
+            key = _load_key(config, key_path)
+            target = next((r for r in client.versions(name) if r.version == version), None)
+            if target is None:
+                raise ApiError(404, "NotFound", f"release '{name} {version}' not found")
+            statement = statement_bytes(name, target.version, target.digest, reason)
+            release = client.revoke(name, target.version, reason,
+                                    sign_statement(key, statement), key.key_id)
+    if as_json:
+        emit_json(release)
+        return
+    signer = "the registry" if admin else "your key"
+    click.echo(f"revoked {name} {release.version}: {reason} (statement signed by {signer})")

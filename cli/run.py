@@ -9,7 +9,9 @@ passed to the agent as its config. Every failure is an `AgentFactoryError` (one 
 
 An unknown TEMPLATE names the closest known templates ("did you mean ..."); an unknown
 `namespace/name` with no close match is a community package that is not installed, and the error
-says which `agentfactory install` command would get it.
+says which `agentfactory install` command would get it. An installed release that the cached
+revocation list says is revoked is refused with its reason; a deprecated or yanked one runs,
+after one yellow line saying why it should be replaced.
 """
 
 from __future__ import annotations
@@ -83,6 +85,18 @@ def _load_refusal(name: str) -> AgentFactoryError | None:
     if failure is None or isinstance(failure, AgentFactoryError):
         return failure
     return TemplateNotFound(name, hint=f"installed package {name} cannot be loaded: {failure}")
+
+
+def _warn_retired(implementation: str | None) -> None:
+    """One yellow line when the installed package behind the agent is deprecated or yanked
+    (from the cached revocation list; a revoked one never loads, see `_load_refusal`)."""
+    if not implementation or "/" not in implementation:
+        return
+    from marketplace.client.installed import installed_agents
+
+    notice = installed_agents().notice(implementation)
+    if notice:
+        click.secho(notice, fg="yellow", err=True)
 
 
 def _missing_package(name: str) -> bool:
@@ -174,6 +188,7 @@ def run(
             agent = factory.create_agent(template, config)
         except TemplateNotFound as exc:
             raise _explain_missing(exc) from None
+        _warn_retired(agent.implementation)
         try:
             if agent.implementation == "prompt":
                 result = _process_streaming(agent, task)

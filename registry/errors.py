@@ -214,6 +214,18 @@ class SchemaMismatch(RegistryError):
         )
 
 
+class ReleaseRevoked(NotFound):
+    """`name` `version` was revoked (compromised or malicious): it must not be installed or run
+    anywhere. A `NotFound` (404) to the API: the release is no longer offered."""
+
+    def __init__(self, name: str, version: str, reason: str) -> None:
+        super().__init__("release", f"{name} {version}")
+        self.name = name
+        self.version = version
+        self.reason = reason
+        self.args = (f"{name} {version} is revoked: {reason}; it must not run",)
+
+
 class BlobStoreUnavailable(RegistryError):
     """The blob store cannot be used: its bucket is missing, refuses us, or does not answer.
     `location` names the bucket and prefix (`s3://bucket/prefix`), never a credential."""

@@ -3,8 +3,9 @@
 The database, not only the code, enforces the rules: unique normalized names (publishers,
 namespaces, packages), one release per `(package, canonical_version)`, one release per archive
 digest (64 lowercase hex characters), one review per `(package, reviewer)`, stars between 1 and
-5, non-negative counters, one counted download per `(release, day, client)`, and foreign keys
-everywhere. Display and normalized values are stored
+5, non-negative counters, one counted download per `(release, day, client)`, one download
+record per `(account, release)` (what verifies a review), one revocation per release, and
+foreign keys everywhere. Display and normalized values are stored
 side by side. Rows never leave the registry: the facade returns `registry.schemas` records.
 """
 
@@ -12,7 +13,15 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -139,6 +148,11 @@ class Release(SQLModel, table=True):
     uploaded_at: datetime = Field(default_factory=utcnow)
     yanked: bool = False
     yank_reason: str | None = None
+    # Deprecated: still installs, with a warning (and maybe a successor package). Revoked: a
+    # `Revocation` row exists (the signed statement); the flag makes resolution cheap.
+    deprecated_reason: str | None = Field(default=None, max_length=1000)
+    deprecated_successor: str | None = Field(default=None, max_length=130)
+    revoked: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     manifest_json: str = Field(sa_column=Column(Text, nullable=False))
     # What the sandbox found when the release was published: "passed", "unvetted" (the package
     # declares no examples) or "not-run" (the registry had no vetter). A failing package is
@@ -162,6 +176,10 @@ class Review(SQLModel, table=True):
     title: str = ""
     body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     version: str | None = None
+    # The release reviewed, and whether its author had downloaded it when writing (verified
+    # reviews alone make the rating; unverified ones are shown apart, see `registry.reviews`).
+    release_id: int | None = Field(default=None, foreign_key="release.id", index=True)
+    verified: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     reply: str | None = Field(default=None, sa_column=Column(Text))
@@ -204,6 +222,37 @@ class DownloadClient(SQLModel, table=True):
     day: date = Field(primary_key=True, index=True)
     client: str = Field(primary_key=True, max_length=64)
 
+
+class AccountDownload(SQLModel, table=True):
+    """An account downloaded a release (with its token): one row per `(account, release)`, kept
+    for good. It is what makes a review verified."""
+
+    __tablename__ = "account_download"
+
+    publisher_id: int = Field(foreign_key="publisher.id", primary_key=True)
+    release_id: int = Field(foreign_key="release.id", primary_key=True, index=True)
+    first_at: datetime = Field(default_factory=utcnow)
+
+
+class Revocation(SQLModel, table=True):
+    """A signed statement that a release must not run anywhere. `statement` is the exact JSON
+    that was signed (`registry.retire.statement_bytes`); `signer` says whose key signed it: the
+    publisher's (`key_id` is theirs) or the registry's own (an admin revocation). The id orders
+    the revocation list; rows are never changed or removed."""
+
+    __table_args__ = (
+        CheckConstraint("signer IN ('publisher', 'registry')", name="revocation_signer"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    release_id: int = Field(foreign_key="release.id", unique=True)
+    reason: str = Field(max_length=1000)
+    statement: str = Field(sa_column=Column(Text, nullable=False))
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    key_id: str = Field(max_length=32)
+    signer: str = Field(max_length=16)
+    revoked_by: int = Field(foreign_key="publisher.id")
+    created_at: datetime = Field(default_factory=utcnow)
 
 class LogLeaf(SQLModel, table=True):
     """Leaf `idx` of the public release log (`registry.log_store`): one accepted release, the

@@ -308,6 +308,8 @@ def release_public(release: Release, name: str) -> ReleasePublic:
         permissions=manifest.get("permissions", []),
         vetting_status=release.vetting_status,
         vetting=json.loads(release.vetting_report) if release.vetting_report else None,
+        deprecated_reason=release.deprecated_reason,
+        deprecated_successor=release.deprecated_successor, revoked=release.revoked,
     )
 
 

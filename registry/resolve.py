@@ -3,8 +3,10 @@
 `resolve` returns the highest release whose version the `packaging` `SpecifierSet` contains,
 never comparing versions as strings. Yanked releases are skipped, except that an exact pin
 (`==V` or `===V`, no wildcard) still returns its release even when yanked, as PEP 592 asks, so
-locked installs keep working. Pre-releases are considered when `prereleases=True` or when the
-specifier itself names one (`>=2.0b1`), following `packaging`'s rules.
+locked installs keep working. A revoked release is never returned: an exact pin to one is
+`ReleaseRevoked`, with the revocation's reason. Pre-releases are considered when
+`prereleases=True` or when the specifier itself names one (`>=2.0b1`), following `packaging`'s
+rules.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 from sqlmodel import Session, select
 
-from registry.errors import InvalidQuery, NoMatchingRelease, NotFound
+from registry.errors import InvalidQuery, NoMatchingRelease, NotFound, ReleaseRevoked
 from registry.models import Package, Release
 from registry.names import normalize_name
 
@@ -85,13 +87,20 @@ def resolve(
 ) -> tuple[Package, Release]:
     package = find_package(session, name)
     candidates = session.execute(
-        select(Release.id, Release.version, Release.yanked).where(
+        select(Release.id, Release.version, Release.yanked, Release.revoked).where(
             Release.package_id == package.id
         )
     ).all()
-    chosen = choose([(r[0], r[1], r[2]) for r in candidates], specifier, prereleases)
+    # A revoked release counts as yanked, so only an exact pin can reach it, to be refused.
+    chosen = choose([(r[0], r[1], r[2] or r[3]) for r in candidates], specifier, prereleases)
     if chosen is None:
         raise NoMatchingRelease(package.name, specifier)
     release = session.get(Release, chosen)
     assert release is not None
+    if release.revoked:
+        from registry.retire import revocation_of
+
+        revocation = revocation_of(session, release)
+        reason = revocation.reason if revocation else "revoked"
+        raise ReleaseRevoked(package.name, release.version, reason)
     return package, release

@@ -1,11 +1,20 @@
 """Ratings and reviews.
 
-One review per user per package (the database enforces it); writing again replaces it. The
-package's aggregates (count, sum, 1-5 histogram) are recomputed from the review rows inside the
-same write transaction that changed them, after locking the package row (`FOR UPDATE` on
-PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serializes writers). So the aggregates are exact
-however many writers run at once: they are never a read-modify-write of a stale counter.
-Publishers may not rate their own packages; only the package's publisher may reply.
+One review per user per package (the database enforces it); writing again replaces it. A review
+is about one release: the version the author names, else the newest version they downloaded,
+else the package's latest. It is **verified** when its author's account downloaded that very
+release with its token (`account_download`, recorded by `Registry.download`); only verified
+reviews make the rating. Unverified ones are kept and listed apart (`verified=False`), never
+refused: someone who installed from a mirror, a colleague's lockfile or an offline bundle may
+still speak, but cannot move the score. docs/trust.md says why.
+
+The package's aggregates (count, sum, 1-5 histogram, verified reviews only) are recomputed from
+the review rows inside the same write transaction that changed them, after locking the package
+row (`FOR UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serializes writers). So the
+aggregates are exact however many writers run at once: they are never a read-modify-write of a
+stale counter. Publishers may not rate their own packages; only the package's publisher may
+reply. `rating_summary` adds the latest version's own rating and explains the ranking score in
+words (`explain`).
 """
 
 from __future__ import annotations
@@ -17,10 +26,24 @@ from sqlmodel import Session, col, select
 from registry.accounts import require_scope
 from registry.config import RegistryConfig
 from registry.errors import Conflict, InvalidReview, NotFound, PermissionDenied
-from registry.models import Package, Publisher, Release, Review, ReviewFlag, utcnow
+from registry.models import (
+    AccountDownload,
+    Package,
+    Publisher,
+    Release,
+    Review,
+    ReviewFlag,
+    utcnow,
+)
 from registry.names import normalize_name
-from registry.resolve import find_package
-from registry.schemas import Principal, RatingSummary, ReviewPage, ReviewPublic
+from registry.resolve import find_package, parse_version
+from registry.schemas import (
+    Principal,
+    RatingSummary,
+    ReviewPage,
+    ReviewPublic,
+    VersionRating,
+)
 from registry.search import bayesian, global_mean
 
 
@@ -41,7 +64,7 @@ def recompute_aggregates(session: Session, package: Package) -> None:
     counts = dict(
         session.execute(
             select(Review.stars, func.count())
-            .where(Review.package_id == package.id)
+            .where(Review.package_id == package.id, col(Review.verified).is_(True))
             .group_by(col(Review.stars))
         ).all()
     )
@@ -60,8 +83,38 @@ def review_public(session: Session, review: Review, package: str) -> ReviewPubli
         id=review.id, package=package, reviewer=reviewer.name, stars=review.stars,
         title=review.title, body=review.body, version=review.version,
         created_at=review.created_at, updated_at=review.updated_at, reply=review.reply,
-        reply_at=review.reply_at, flag_count=review.flag_count,
+        reply_at=review.reply_at, flag_count=review.flag_count, verified=review.verified,
     )
+
+
+def _reviewed_release(
+    session: Session, package: Package, reviewer_id: int, version: str | None
+) -> Release:
+    """The release a review is about: `version`, else the newest the reviewer downloaded,
+    else the package's latest (`InvalidReview` for a version the package does not have)."""
+    releases = session.exec(select(Release).where(Release.package_id == package.id)).all()
+    if version is not None:
+        for release in releases:
+            if release.version == version:
+                return release
+        raise InvalidReview(f"{package.name} has no version {version!r}")
+    downloaded = set(session.exec(
+        select(AccountDownload.release_id).where(
+            AccountDownload.publisher_id == reviewer_id,
+            col(AccountDownload.release_id).in_([r.id for r in releases]),
+        )
+    ).all())
+    mine = [r for r in releases if r.id in downloaded]
+    if mine:
+        return max(mine, key=lambda r: parse_version(r.version))
+    latest = [r for r in releases if r.version == package.latest_version] or releases
+    if not latest:
+        raise InvalidReview(f"{package.name} has no release to review")
+    return max(latest, key=lambda r: parse_version(r.version))
+
+
+def downloaded(session: Session, publisher_id: int, release_id: int) -> bool:
+    return session.get(AccountDownload, (publisher_id, release_id)) is not None
 
 
 def rate(
@@ -79,12 +132,8 @@ def rate(
     package = _lock_package(session, name)
     if package.publisher_id == principal.publisher_id:
         raise PermissionDenied("publishers cannot rate their own packages")
-    if version is not None:
-        known = session.exec(
-            select(Release.id).where(Release.package_id == package.id, Release.version == version)
-        ).first()
-        if known is None:
-            raise InvalidReview(f"{package.name} has no version {version!r}")
+    release = _reviewed_release(session, package, principal.publisher_id, version)
+    assert release.id is not None
     review = session.exec(
         select(Review).where(
             Review.package_id == package.id, Review.reviewer_id == principal.publisher_id
@@ -96,7 +145,8 @@ def rate(
         review = Review(package_id=package.id, reviewer_id=principal.publisher_id, stars=stars,
                         created_at=now)
     review.stars, review.title, review.body = stars, title, body
-    review.version, review.updated_at = version, now
+    review.version, review.release_id, review.updated_at = release.version, release.id, now
+    review.verified = downloaded(session, principal.publisher_id, release.id)
     session.add(review)
     recompute_aggregates(session, package)
     return review_public(session, review, package.name)
@@ -164,15 +214,20 @@ def flag(session: Session, principal: Principal, review_id: int, reason: str) ->
     return review_public(session, review, package.name)
 
 
-def list_reviews(session: Session, name: str, page: int, per_page: int) -> ReviewPage:
+def list_reviews(
+    session: Session, name: str, page: int, per_page: int, verified: bool | None = None
+) -> ReviewPage:
+    """A page of the package's reviews, newest first; `verified` keeps only the verified
+    (True) or the unverified (False) ones."""
     package = find_package(session, name)
     page, per_page = max(1, page), max(1, min(100, per_page))
-    total = session.execute(
-        select(func.count()).where(col(Review.package_id) == package.id)
-    ).scalar_one()
+    where = [col(Review.package_id) == package.id]
+    if verified is not None:
+        where.append(col(Review.verified).is_(verified))
+    total = session.execute(select(func.count()).where(*where)).scalar_one()
     rows = session.exec(
         select(Review)
-        .where(Review.package_id == package.id)
+        .where(*where)
         .order_by(col(Review.updated_at).desc(), col(Review.id).desc())
         .limit(per_page)
         .offset((page - 1) * per_page)
@@ -187,8 +242,52 @@ def rating_summary(session: Session, package: Package, prior_weight: float) -> R
     histogram = {1: package.stars_1, 2: package.stars_2, 3: package.stars_3,
                  4: package.stars_4, 5: package.stars_5}
     count = package.review_count
+    mean = package.stars_sum / count if count else None
+    prior = global_mean(session)
+    score = bayesian(package.stars_sum, count, prior, prior_weight)
     return RatingSummary(
-        count=count, mean=package.stars_sum / count if count else None,
-        bayesian=bayesian(package.stars_sum, count, global_mean(session), prior_weight),
-        histogram=histogram,
+        count=count, mean=mean, bayesian=score, histogram=histogram, prior_mean=prior,
+        prior_weight=prior_weight, latest=_latest_rating(session, package),
+        unverified=_unverified(session, package),
+        explanation=explain(count, mean, score, prior, prior_weight),
+    )
+
+
+def _latest_rating(session: Session, package: Package) -> VersionRating | None:
+    if package.latest_version is None:
+        return None
+    count, total = session.execute(
+        select(func.count(), func.coalesce(func.sum(Review.stars), 0))
+        .select_from(Review)
+        .join(Release, col(Release.id) == col(Review.release_id))
+        .where(Review.package_id == package.id, col(Review.verified).is_(True),
+               Release.version == package.latest_version)
+    ).one()
+    return VersionRating(version=package.latest_version, count=int(count),
+                         mean=float(total) / count if count else None)
+
+
+def _unverified(session: Session, package: Package) -> int:
+    return int(session.execute(
+        select(func.count()).where(
+            col(Review.package_id) == package.id, col(Review.verified).is_(False)
+        )
+    ).scalar_one())
+
+
+def _number(value: float) -> str:
+    """`5` for 5.0, `2.5` for 2.5: weights read as counts of ratings."""
+    return f"{value:g}"
+
+
+def explain(count: int, mean: float | None, score: float, prior: float, weight: float) -> str:
+    """The ranking score in words: what it is made of and why it differs from the mean."""
+    if not count or mean is None:
+        return ("no verified ratings yet: unrated packages are listed after every rated one "
+                "under top rated")
+    ratings = "rating" if count == 1 else "ratings"
+    return (
+        f"{mean:.1f} from {count} {ratings}; ranked as {score:.1f} because packages with few "
+        f"ratings are pulled toward the site average {prior:.1f} as if they had "
+        f"{_number(weight)} more ratings of {prior:.1f}"
     )

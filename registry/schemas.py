@@ -82,13 +82,34 @@ class ReleasePublic(_Public):
     permissions: list[str] = Field(default_factory=list)
     vetting_status: str = "not-run"
     vetting: dict[str, Any] | None = None
+    deprecated_reason: str | None = None
+    deprecated_successor: str | None = None
+    revoked: bool = False
+    revoke_reason: str | None = None
+
+
+class VersionRating(_Public):
+    """The verified ratings of one version."""
+
+    version: str
+    count: int
+    mean: float | None
 
 
 class RatingSummary(_Public):
+    """Verified ratings of every version (`count`, `mean`, `histogram`), the score search ranks
+    by (`bayesian`, pulled toward `prior_mean` as if it had `prior_weight` more ratings), the
+    latest version's own ratings, and `explanation`: that score in words."""
+
     count: int
     mean: float | None
     bayesian: float
     histogram: dict[int, int]
+    prior_mean: float = 3.0
+    prior_weight: float = 5.0
+    latest: VersionRating | None = None
+    unverified: int = 0
+    explanation: str = ""
 
 
 class PackageSummary(_Public):
@@ -137,6 +158,7 @@ class ReviewPublic(_Public):
     reply: str | None
     reply_at: datetime | None
     flag_count: int
+    verified: bool = False
 
 
 class ReviewPage(_Public):
@@ -144,6 +166,55 @@ class ReviewPage(_Public):
     total: int
     page: int
     per_page: int
+
+
+class WhoAmI(_Public):
+    """The caller as its token shows it."""
+
+    publisher: str
+    namespaces: list[str]
+    token_id: str
+    scopes: list[str]
+
+
+class RetirementEntry(_Public):
+    """One retired release in the revocation list. `level` is `deprecated`, `yanked` or
+    `revoked`; a revocation carries its signed `statement` (the exact JSON signed), the
+    `signature` (base64) and the signing `key_id` and `public_key` (base64), `signer` saying
+    whose key it is (`publisher` or `registry`). `latest` is the package's best live version."""
+
+    name: str
+    version: str
+    digest: str
+    level: str
+    reason: str
+    successor: str | None = None
+    latest: str | None = None
+    statement: str | None = None
+    signature: str | None = None
+    key_id: str | None = None
+    public_key: str | None = None
+    signer: str | None = None
+
+
+class RevocationList(_Public):
+    """The registry's list of retired releases. `serial` is the id of the newest revocation
+    (0: none yet), so a client that saw serial N refuses a replayed list below N, which would
+    hide a revocation; `issued_at` says how fresh the yank and deprecation entries are."""
+
+    serial: int
+    issued_at: datetime
+    entries: list[RetirementEntry]
+
+
+class SignedRevocationList(_Public):
+    """`payload`: the canonical JSON of a `RevocationList`; `signature` (base64) by the
+    registry's key `key_id` (`public_key`, base64)."""
+
+    payload: str
+    signature: str
+    key_id: str
+    public_key: str
 
 
 def split_list(value: str) -> list[str]:

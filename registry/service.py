@@ -17,7 +17,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, SQLModel, col, select
 
-from registry import accounts, reviews
+from registry import accounts, retire, reviews
 from registry import search as search_mod
 from registry.archive import read_archive
 from registry.blobs import BlobStore, LocalBlobStore, cleanup_orphans
@@ -27,11 +27,13 @@ from registry.errors import (
     ConcurrentCreation,
     NotFound,
     PermissionDenied,
+    ReleaseRevoked,
     UnknownKey,
     VettingFailed,
 )
 from registry.log_store import ConsistencyProof, EntryPage, InclusionProof, LogStore
 from registry.models import (
+    AccountDownload,
     DownloadClient,
     DownloadCount,
     Publisher,
@@ -62,8 +64,10 @@ from registry.schemas import (
     ReviewPage,
     ReviewPublic,
     SearchPage,
+    SignedRevocationList,
     TokenPublic,
     WebSessionPublic,
+    WhoAmI,
     split_list,
 )
 from registry.signing import SigningKey
@@ -82,6 +86,9 @@ class Registry:
         self.package_check = package_check
         init_db(engine)
         self.fts = fts_available(engine)
+        # Where the registry's own key lives (`registry.registry_key`); `open` sets it.
+        self.key_home: Path | None = None
+        self._key: SigningKey | None = None
         # The public release log (`registry.log_store`), its heads signed by `log_key`.
         self.log = LogStore(self.log_key)
         self._log_synced = False
@@ -98,7 +105,19 @@ class Registry:
         home.mkdir(parents=True, exist_ok=True)
         blobs = LocalBlobStore(home / "blobs") if blobs is None else blobs
         engine = make_engine(url or f"sqlite:///{home / 'registry.db'}")
-        return cls(engine, blobs, config, vetter, package_check)
+        registry = cls(engine, blobs, config, vetter, package_check)
+        registry.key_home = home
+        return registry
+
+    def registry_key(self) -> SigningKey:
+        """The registry's own signing key (created on first use under `key_home`)."""
+        if self._key is None:
+            from registry.registry_key import load_or_create
+
+            if self.key_home is None:
+                raise NotFound("registry key", "(this registry has no data directory)")
+            self._key = load_or_create(self.key_home)
+        return self._key
 
     def log_key(self) -> SigningKey:
         """The key that signs the release log's heads: the registry's own key; a registry with
@@ -280,7 +299,9 @@ class Registry:
                 select(Release).where(Release.package_id == row.id)
                 .order_by(col(Release.uploaded_at), col(Release.id))
             ).all()
-            return [release_public(r, row.name) for r in rows]
+            reasons = retire.revocation_reasons(s, [r.id for r in rows if r.revoked])
+            return [release_public(r, row.name).model_copy(
+                update={"revoke_reason": reasons.get(r.id or 0)}) for r in rows]
 
     def resolve(self, name: str, specifier: str = "", prereleases: bool = False) -> ReleasePublic:
         with read_session(self.engine) as s:
@@ -314,7 +335,10 @@ class Registry:
         """
         with write_session(self.engine) as s:
             package, release = self._release(s, name, version)
+            if release.revoked:
+                self._refuse_revoked(s, package, release)
             data = self.blobs.get(release.digest) if read else b""
+            _remember_account_download(s, release, client)
             if client is None or _first_download_today(s, release, client):
                 s.execute(
                     update(PackageRow).where(col(PackageRow.id) == package.id)
@@ -322,6 +346,52 @@ class Registry:
                 )
                 _count_download(s, release)
             return release_public(release, package.name), data
+
+    @staticmethod
+    def _refuse_revoked(s: Session, package: PackageRow, release: Release) -> None:
+        revocation = retire.revocation_of(s, release)
+        raise ReleaseRevoked(package.name, release.version,
+                             revocation.reason if revocation else "revoked")
+
+    # -- retirement (registry.retire) --------------------------------------------------------
+
+    def deprecate(
+        self, principal: Principal, name: str, version: str, reason: str | None,
+        successor: str | None = None,
+    ) -> ReleasePublic:
+        """Deprecate a release with `reason` (None: undeprecate), naming a `successor`."""
+        with write_session(self.engine) as s:
+            package, release = self._release(s, name, version, lock=True)
+            retire.deprecate(s, principal, package, release, reason, successor)
+            return release_public(release, package.name)
+
+    def revoke(
+        self, principal: Principal, name: str, version: str, reason: str,
+        signature: bytes | None = None, key_id: str | None = None,
+    ) -> ReleasePublic:
+        """Revoke a release (see `registry.retire.revoke`); irreversible."""
+        with write_session(self.engine) as s:
+            package, release = self._release(s, name, version, lock=True)
+            admin_signs = signature is None and "admin" in principal.scopes
+            row = retire.revoke(s, principal, package, release, reason, signature, key_id,
+                                self.registry_key() if admin_signs else None)
+            self._refresh_latest(s, package)
+            public = release_public(release, package.name)
+            return public.model_copy(update={"revoke_reason": row.reason})
+
+    def revocations(self) -> SignedRevocationList:
+        """The signed list of every deprecated, yanked and revoked release."""
+        key = self.registry_key()
+        with read_session(self.engine) as s:
+            return retire.revocation_list(s, key)
+
+    def whoami(self, principal: Principal) -> WhoAmI:
+        with read_session(self.engine) as s:
+            row = s.get(Publisher, principal.publisher_id)
+            assert row is not None
+            public = accounts.publisher_public(s, row)
+        return WhoAmI(publisher=public.name, namespaces=public.namespaces,
+                      token_id=principal.token_id, scopes=sorted(principal.scopes))
 
     def _set_yanked(
         self, principal: Principal, name: str, version: str, reason: str | None
@@ -348,10 +418,10 @@ class Registry:
     def _refresh_latest(self, s: Session, package: PackageRow) -> None:
         """Point the package's listing at its best non-yanked release (after a yank/unyank)."""
         rows = s.execute(
-            select(Release.id, Release.version, Release.yanked)
+            select(Release.id, Release.version, Release.yanked, Release.revoked)
             .where(Release.package_id == package.id)
         ).all()
-        candidates = [(r[0], r[1], r[2]) for r in rows]
+        candidates = [(r[0], r[1], r[2] or r[3]) for r in rows]
         best = choose(candidates, "") or choose(candidates, "", prereleases=True)
         if best is None:
             package.latest_version = None
@@ -423,9 +493,11 @@ class Registry:
         with write_session(self.engine) as s:
             return reviews.flag(s, principal, review_id, reason)
 
-    def reviews(self, name: str, page: int = 1, per_page: int = 20) -> ReviewPage:
+    def reviews(
+        self, name: str, page: int = 1, per_page: int = 20, verified: bool | None = None
+    ) -> ReviewPage:
         with read_session(self.engine) as s:
-            return reviews.list_reviews(s, name, page, per_page)
+            return reviews.list_reviews(s, name, page, per_page, verified)
 
     def rating(self, name: str) -> RatingSummary:
         with read_session(self.engine) as s:
@@ -441,6 +513,17 @@ def _insert(s: Session, table: type[SQLModel], values: dict[str, Any]) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).values(**values)
+
+
+def _remember_account_download(s: Session, release: Release, client: str | None) -> None:
+    """Record that the account of `client` (`publisher:<id>`) downloaded `release`: the
+    evidence a verified review needs. Other clients (an address, None) are no account."""
+    kind, _, ident = (client or "").partition(":")
+    if kind != "publisher" or not ident.isdigit():
+        return
+    assert release.id is not None
+    values = {"publisher_id": int(ident), "release_id": release.id, "first_at": datetime.now(UTC)}
+    s.execute(_insert(s, AccountDownload, values).on_conflict_do_nothing())
 
 
 def _first_download_today(s: Session, release: Release, client: str) -> bool:

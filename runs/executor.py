@@ -4,8 +4,8 @@ This is what a worker does with a `Claim`, whatever the engine that delivered it
 raises for anything the agent does: every failure becomes an `Outcome` with a typed error code
 (see `runs.schemas.RunErrorInfo`):
 
-- an unknown agent is `agent_not_found`; a specifier the offered version does not meet,
-  `version_mismatch`;
+- an unknown agent is `agent_not_found`, a revoked installed one `revoked` (with the
+  revocation's reason); a specifier the offered version does not meet, `version_mismatch`;
 - the agent refusing its input (`AgentInputError`, or a `ValueError` from a plugin naming the
   field) is `invalid_input`;
 - a sandboxed agent's failure keeps the sandbox's status as its code (`agent_error`, `timeout`,
@@ -65,6 +65,15 @@ def version_allowed(version: str, specifier: str) -> bool:
         return False
 
 
+def installed_refusal(factory: AgentFactory, name: str) -> AgentFactoryError | None:
+    """Why the factory's installed agents refuse `name` (`ReleaseRevoked`), or None."""
+    from marketplace.client.installed import refusal
+    from registry.errors import ReleaseRevoked
+
+    refused = refusal(factory, name)
+    return refused if isinstance(refused, ReleaseRevoked) else None
+
+
 def execute(factory: AgentFactory, claim: Claim) -> Outcome:
     """The outcome of running `claim` with `factory` (never raises for the agent's doing)."""
     started = perf_counter()
@@ -72,6 +81,9 @@ def execute(factory: AgentFactory, claim: Claim) -> Outcome:
         name, specifier = split_agent(claim.agent)
         agent = factory.create_agent(name)
     except TemplateNotFound as exc:
+        refused = installed_refusal(factory, name)
+        if refused is not None:  # e.g. a revoked release: the run is refused with its reason
+            return Outcome.failure("failed", "revoked", str(refused), agent=claim.agent)
         return Outcome.failure("failed", "agent_not_found", str(exc), agent=claim.agent)
     except AgentFactoryError as exc:
         return Outcome.failure("failed", "agent_not_found", str(exc), agent=claim.agent)

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from core.errors import TemplateNotFound
 from runs.engine import RunEngine
 from runs.errors import RunError
-from runs.executor import split_agent, version_allowed
+from runs.executor import installed_refusal, split_agent, version_allowed
 from runs.schemas import NewRun, RunPublic
 from runs.store import RunStore
 from runs.watch import RunWatch
@@ -51,7 +52,13 @@ class RunService:
 
         settings = self.store.settings
         name, specifier = split_agent(agent)
-        template = factory.templates.get(name)
+        try:
+            template = factory.templates.get(name)
+        except TemplateNotFound:
+            refused = installed_refusal(factory, name)  # a revoked agent: say so, and why
+            if refused is not None:
+                raise refused from None
+            raise
         if not version_allowed(template.version, specifier):
             raise NoMatchingAgentVersion(name, specifier, template.version)
         timeout = settings.default_timeout_s if timeout_s is None else timeout_s

@@ -257,3 +257,14 @@ class InstalledFilesChanged(MarketplaceError):
             f"refusing to load {name}: {path} {reason}; "
             f"reinstall it with `agentfactory install --locked {name}`"
         )
+
+
+class RevocationListInvalid(MarketplaceError):
+    """A revocation list (fetched, or cached in `path`) that cannot be believed: its signature
+    does not verify, it is signed by another key than the one this home trusts, or it is older
+    than one already seen (a replay hiding a revocation). `reason` says which."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"revocation list {path} refused: {reason}")

@@ -51,6 +51,7 @@ from marketplace.client.records import (
     Run,
     RunEvent,
     TokenInfo,
+    WhoAmI,
 )
 
 if TYPE_CHECKING:
@@ -268,8 +269,11 @@ class MarketplaceClient(_Base):
         """Stream one archive, refusing it past `max_bytes`, hashing it on the way."""
         url = f"{API}{package_path(name)}/versions/{quote(version)}/download"
         params = {"install": "1"} if install else {}
+        # With a token, the registry records that this account downloaded the release: what
+        # makes its review of that version verified. Without one the download is anonymous.
+        headers = self._headers(True, "") if self.token else {}
         try:
-            with self._http.stream("GET", url, params=params) as response:
+            with self._http.stream("GET", url, params=params, headers=headers) as response:
                 if response.is_redirect:
                     return self._follow(name, version, response, max_bytes, progress)
                 if not response.is_success:
@@ -304,6 +308,42 @@ class MarketplaceClient(_Base):
     def unyank(self, name: str, version: str) -> None:
         self._call("DELETE", f"{package_path(name)}/versions/{quote(version)}/yank", auth=True,
                    action="unyanking")
+
+    def deprecate(self, name: str, version: str, reason: str, successor: str | None = None
+                  ) -> Release:
+        body: dict[str, Any] = {"reason": reason}
+        if successor:
+            body["successor"] = successor
+        r = self._call("POST", f"{package_path(name)}/versions/{quote(version)}/deprecate",
+                       auth=True, action="deprecating", json=body)
+        return Release.model_validate(r.json())
+
+    def undeprecate(self, name: str, version: str) -> Release:
+        r = self._call("DELETE", f"{package_path(name)}/versions/{quote(version)}/deprecate",
+                       auth=True, action="undeprecating")
+        return Release.model_validate(r.json())
+
+    def revoke(self, name: str, version: str, reason: str, signature: bytes | None = None,
+               key_id: str | None = None) -> Release:
+        """Revoke a release, with the publisher's signature of the statement (an admin token
+        may send none: the registry then signs with its own key)."""
+        body: dict[str, Any] = {"reason": reason}
+        if signature is not None:
+            body["signature"] = base64.b64encode(signature).decode()
+            body["key_id"] = key_id
+        r = self._call("POST", f"{package_path(name)}/versions/{quote(version)}/revoke",
+                       auth=True, action="revoking", json=body)
+        return Release.model_validate(r.json())
+
+    def revocations(self) -> dict[str, Any]:
+        """The registry's signed revocation list, as served (verify before use:
+        `marketplace.client.retirement`)."""
+        data: dict[str, Any] = self._call("GET", "/revocations").json()
+        return data
+
+    def whoami(self) -> WhoAmI:
+        r = self._call("GET", "/whoami", auth=True, action="asking who you are")
+        return WhoAmI.model_validate(r.json())
 
     # -- release log (records and checks: marketplace.client.logtrust) -------------------------
     def log_key(self) -> LogKeyInfo:

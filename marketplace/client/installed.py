@@ -16,6 +16,11 @@ Invariants:
   packages cannot take the factory down; `errors()` says why, `load_error(name)` gives the error
   (naming the file) for `agentfactory run` to print. The agent runs from the bytes verified;
 - a package whose files are missing or unreadable is skipped the same way;
+- a release the registry revoked (the verified revocation list cached in the home,
+  `marketplace.client.retirement`) is never loaded: `load_error` is `ReleaseRevoked` for its
+  package and template names, so a run of it is refused with the reason; a deprecated or yanked
+  one loads, and `notice(name)` says why it should be replaced. A revocation list that does not
+  verify keeps every package out (fail closed). The files watched are the lockfile and the list;
 - a running factory learns about installs through `refresh_factory(factory)` (cheap, call it
   per request) or `watch_installed(factory)` (a watchdog observer on the home directory); both
   replace this plugin, through the factory's public API, by a view bound to the factory's
@@ -49,7 +54,8 @@ if TYPE_CHECKING:
     from registry.archive import Package
 
 PLUGIN_NAME = "installed_agents"
-Stamp = tuple[int, int, int] | None
+REVOCATIONS_NAME = "revocations.json"  # `retirement.REVOCATIONS_NAME`, without its imports
+Stamp = tuple[tuple[int, int, int] | None, tuple[int, int, int] | None] | None
 
 
 def _lock_path(home: Path) -> Path:
@@ -58,12 +64,19 @@ def _lock_path(home: Path) -> Path:
     return home / "agentfactory.lock"
 
 
-def _stamp(path: Path) -> Stamp:
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
     try:
         st = path.stat()
     except FileNotFoundError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _stamp(lock: Path) -> Stamp:
+    """The lockfile's stamp and the revocation list's beside it: a change of either reloads."""
+    stamp = _file_stamp(lock)
+    revocations = _file_stamp(lock.with_name(REVOCATIONS_NAME))
+    return None if stamp is None and revocations is None else (stamp, revocations)
 
 
 def load_installed_package(
@@ -107,6 +120,7 @@ class InstalledAgents:
         self._runners: dict[str, Any] = {}
         self._errors: dict[str, str] = {}
         self._failures: dict[str, Exception] = {}
+        self._notices: dict[str, str] = {}
 
     def refresh(self) -> bool:
         """Re-read the lockfile and packages if the lockfile changed; True when it did."""
@@ -123,12 +137,28 @@ class InstalledAgents:
         templates: list[Mapping[str, Any]] = []
         runners: dict[str, Any] = {}
         failures: dict[str, Exception] = {}
+        notices: dict[str, str] = {}
         from core.errors import AgentFactoryError
         from marketplace.client.lockfile import read_lock, read_pins
+        from marketplace.client.retirement import RevocationCache, revoked_error, warning
 
         revoked = read_pins(self.home).revoked
+        try:
+            retirements = RevocationCache(self.home).load()
+            unbelievable: AgentFactoryError | None = None
+        except AgentFactoryError as exc:
+            retirements, unbelievable = None, exc
         for key, entry in read_lock(self.home).agents.items():
+            retired = retirements.of(entry) if retirements is not None else None
             try:
+                if unbelievable is not None:
+                    raise unbelievable
+                if retired is not None and retired.level == "revoked":
+                    refused = revoked_error(retired)
+                    failures.update(self._refused_templates(entry, revoked, refused))
+                    raise refused
+                if retired is not None:
+                    notices[key] = warning(retired)
                 package = load_installed_package(self.home, entry, revoked)
                 docs = [self._template_doc(package, path) for path in package.manifest.templates]
                 if package.manifest.entry_path in package.files:  # workflows need no runner
@@ -139,7 +169,19 @@ class InstalledAgents:
             templates.extend(docs)
         errors = {key: f"{type(exc).__name__}: {exc}" for key, exc in failures.items()}
         self._templates, self._runners = templates, runners
-        self._errors, self._failures = errors, failures
+        self._errors, self._failures, self._notices = errors, failures, notices
+
+    def _refused_templates(
+        self, entry: LockEntry, revoked: Mapping[str, str], error: Exception
+    ) -> dict[str, Exception]:
+        """`error` under the names of a revoked package's templates (read, never run), so a
+        run asking for one by its template name is told why it is refused."""
+        try:
+            package = load_installed_package(self.home, entry, revoked)
+        except Exception:  # unreadable: the package name alone will have to do
+            return {}
+        names = (json.loads(package.files[path]).get("name") for path in package.manifest.templates)
+        return {f"template:{name}": error for name in names if isinstance(name, str)}
 
     @staticmethod
     def _template_doc(package: Package, path: str) -> dict[str, Any]:
@@ -186,12 +228,18 @@ class InstalledAgents:
         from core.errors import AgentFactoryError
         from registry.names import normalize_name
 
+        self.refresh()
         try:
             key = normalize_name(name)
-        except AgentFactoryError:  # not a package name: no package could have failed
-            return None
+        except AgentFactoryError:  # not a package name: maybe a revoked package's template
+            return self._failures.get(f"template:{name}")
+        return self._failures.get(key) or self._failures.get(f"template:{name}")
+
+    def notice(self, name: str) -> str | None:
+        """Why installed package `name` (an implementation name) should be replaced: it is
+        deprecated or yanked (`retirement.warning`); None otherwise."""
         self.refresh()
-        return self._failures.get(key)
+        return self._notices.get(name)
 
     # The same answers as hook implementations, so a view bound to one factory's policy can be
     # registered as a plugin object (see `refresh_factory`).
@@ -268,8 +316,15 @@ def refresh_factory(factory: AgentFactory) -> bool:
     return True
 
 
+def refusal(factory: AgentFactory, name: str) -> Exception | None:
+    """Why `factory` does not offer installed agent `name` (a package or template name): e.g.
+    `ReleaseRevoked`; None when nothing installed explains it."""
+    return installed_agents(settings=factory.settings).load_error(name)
+
+
 def watch_installed(factory: AgentFactory) -> Callable[[], None]:
-    """Refresh `factory` whenever the lockfile is replaced; returns a function that stops it."""
+    """Refresh `factory` whenever the lockfile or the revocation list is replaced; returns a
+    function that stops it."""
     from watchdog.events import FileSystemEvent, FileSystemEventHandler
     from watchdog.observers import Observer
 
@@ -281,7 +336,7 @@ def watch_installed(factory: AgentFactory) -> Callable[[], None]:
     class _OnLock(FileSystemEventHandler):
         def on_any_event(self, event: FileSystemEvent) -> None:
             paths = {str(event.src_path), str(getattr(event, "dest_path", "") or "")}
-            if any(Path(p).name == LOCK_NAME for p in paths if p):
+            if any(Path(p).name in (LOCK_NAME, REVOCATIONS_NAME) for p in paths if p):
                 refresh_factory(factory)
 
     observer = Observer()

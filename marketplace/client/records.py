@@ -64,6 +64,16 @@ class Release(Record):
     requires: dict[str, str] = Field(default_factory=dict)
     vetting_status: str = "not-run"  # "passed", "unvetted" (no examples) or "not-run"
     vetting: Any = None
+    deprecated_reason: str | None = None
+    deprecated_successor: str | None = None
+    revoked: bool = False
+    revoke_reason: str | None = None
+
+
+class VersionRating(Record):
+    version: str
+    count: int = 0
+    mean: float | None = None
 
 
 class RatingSummary(Record):
@@ -71,6 +81,9 @@ class RatingSummary(Record):
     mean: float | None = None
     bayesian: float | None = None
     histogram: dict[str, int] = Field(default_factory=dict)
+    latest: VersionRating | None = None
+    unverified: int = 0
+    explanation: str = ""
 
 
 class PackageSummary(Record):
@@ -115,6 +128,16 @@ class Review(Record):
     reply: str | None = None
     reply_at: str | None = None
     flag_count: int = 0
+    verified: bool = False
+
+
+class WhoAmI(Record):
+    """The account and scopes of the token in use."""
+
+    publisher: str
+    namespaces: list[str] = Field(default_factory=list)
+    token_id: str = ""
+    scopes: list[str] = Field(default_factory=list)
 
 
 class Page(Record, Generic[T]):

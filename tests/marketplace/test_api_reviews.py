@@ -22,6 +22,9 @@ def published(api: Any, acme: Actor, tmp_path: Path) -> Actor:
 
 def test_rate_replace_and_rating_on_the_package_page(api: Any, published: Actor) -> None:
     bob = register(api, "bob")
+    # bob downloads the version with his token: his review is verified and counts.
+    download = "/api/v1/packages/acme/summarizer/versions/1.0.0/download"
+    assert api.get(download, headers=bob.auth).status_code == 200
     first = api.put(REVIEWS, json={"stars": 2, "title": "meh"}, headers=bob.auth)
     assert first.status_code == 200, first.text
     assert first.json()["reviewer"] == "bob"

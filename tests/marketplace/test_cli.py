@@ -110,7 +110,7 @@ def test_list_prints_a_table_with_whole_names_and_no_ansi_codes(env: dict[str, s
     shown = run_cli(env, "list").ok().out
     assert "\x1b[" not in shown
     header, *rows = [line for line in shown.splitlines() if line.strip(" ─")]
-    assert header.split() == ["NAME", "VERSION", "SHA256", "KEY", "VETTING"]
+    assert header.split() == ["NAME", "VERSION", "SHA256", "KEY", "VETTING", "STATUS"]
     assert rows[0].startswith(long_name + " ") and "vetted (1 example)" in rows[0]
     assert rows[1].split()[:2] == ["acme/dep", "1.2.0"]
     assert "vetted (3 examples)" in rows[1] and rows[1].rstrip().endswith("dependency")
@@ -199,7 +199,7 @@ def test_info_shows_signing_key_signature_and_vetting(reader: dict[str, str]) ->
     row = next(line for line in shown.splitlines() if line.startswith(release["version"] + " "))
     assert release["key_id"][:12] in row and " verified " in row
     assert row.rstrip().endswith(" passed (1/1 example)") and release["digest"][:16] in row
-    assert "rating        no ratings yet" in shown
+    assert "rating        no verified ratings yet" in shown
     assert f"install: agentfactory install {name}" in shown
 
 
@@ -211,8 +211,15 @@ def test_a_server_validation_answer_is_shown_in_the_users_terms(reader: dict[str
     refused = run_cli(reader, "rate", name, "5", "--title", "t" * 300).failed()
     assert refused.err.startswith("error: title: ") and "(HTTP 422)" in refused.err
     assert "body." not in refused.err and "RequestValidationError" not in refused.err
+    # A download with rita's token makes her rating of that version count.
+    import httpx
+
+    version = run_cli(reader, "info", name, "--json").ok().json()["versions"][0]["version"]
+    token = json.loads((Path(reader["AGENTFACTORY_HOME"]) / "config.json").read_text())["token"]
+    httpx.get(f"{reader['AGENTFACTORY_URL']}/api/v1/packages/{name}/versions/{version}/download",
+              headers={"Authorization": f"Bearer {token}"}).raise_for_status()
     run_cli(reader, "rate", name, "4").ok()
-    assert "(1 rating, bayesian" in run_cli(reader, "info", name).ok().out
+    assert "(1 verified rating, all versions)" in run_cli(reader, "info", name).ok().out
 
 
 @pytest.mark.e2e

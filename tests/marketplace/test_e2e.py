@@ -71,6 +71,7 @@ def test_publish_install_run_review_upgrade_yank(live_server: Any, tmp_path: Pat
     factory = AgentFactory()
     refresh_factory(factory)
     assert "alice/word-count" not in factory.templates.names()
+    run_cli(bob, "register", "bob").ok()  # signed in, so his download verifies his review
     installed = run_cli(bob, "install", PKG, "--json").ok().json()["installed"]
     assert [(e["name"], e["version"]) for e in installed] == [(PKG, "1.0.0")]
     assert installed[0]["vetting"]["status"] == "passed"
@@ -85,11 +86,10 @@ def test_publish_install_run_review_upgrade_yank(live_server: Any, tmp_path: Pat
     result = run_cli(bob, "run", PKG, "--input", str(task)).ok().json()
     assert result["words"] == 3 and result["top_words"] == [{"word": "two", "count": 2}]
 
-    run_cli(bob, "register", "bob").ok()
     run_cli(bob, "rate", PKG, "4", "--review", "counts well", "--title", "solid").ok()
     info = run_cli(bob, "info", PKG, "--json").ok().json()
     assert info["package"]["rating"]["count"] == 1 and info["package"]["rating"]["mean"] == 4.0
-    assert "(1 rating, bayesian" in run_cli(bob, "info", PKG).ok().out
+    assert "(1 verified rating, all versions)" in run_cli(bob, "info", PKG).ok().out
     reviews = run_cli(carol, "reviews", PKG, "--json").ok().json()
     assert [(r["stars"], r["body"]) for r in reviews["items"]] == [(4, "counts well")]
 
@@ -99,7 +99,7 @@ def test_publish_install_run_review_upgrade_yank(live_server: Any, tmp_path: Pat
     assert [e["version"] for e in upgraded] == ["1.1.0"]
     assert [e["version"] for e in run_cli(bob, "list", "--json").ok().json()] == ["1.1.0"]
     listed = run_cli(bob, "list").ok().out.splitlines()
-    assert listed[0].split() == ["NAME", "VERSION", "SHA256", "KEY", "VETTING"]
+    assert listed[0].split() == ["NAME", "VERSION", "SHA256", "KEY", "VETTING", "STATUS"]
     assert listed[2].startswith(f"{PKG}  ") and "vetted (2 examples)" in listed[2]
 
     run_cli(alice, "yank", PKG, "1.1.0", "--reason", "miscounts hyphens").ok()
@@ -224,7 +224,9 @@ def test_a_rotated_key_is_accepted_only_through_its_signed_statement(
     assert rotated["rotated_from"] == first and rotated["key_id"] != first
     set_version(pkg, "1.1.0")
     run_cli(alice, "publish", str(pkg)).ok()
-    upgraded = run_cli(bob, "install", PKG, "--json").ok().json()["installed"]
+    # The new key is shown and needs consent (trust.md, upgrades that ask for more).
+    assert "(rotated from" in run_cli(bob, "install", PKG).err
+    upgraded = run_cli(bob, "install", PKG, "--accept", "--json").ok().json()["installed"]
     assert [(e["version"], e["key_id"]) for e in upgraded] == [("1.1.0", rotated["key_id"])]
 
     # A replacement key without a statement by a current key is refused by the registry.

@@ -3,7 +3,8 @@
 `package_files(...)` returns the files of a valid package; `make_package_dir` writes them to a
 directory; `make_archive` builds the deterministic archive; `raw_zip` crafts archives the
 builder would refuse to make (for the unsafe-archive tests). `make_publisher` registers a
-publisher with a namespace, a token and a first signing key; `publish` signs and publishes.
+publisher with a namespace, a token and a first signing key; `publish` signs and publishes;
+`download_as` downloads as an account (so its reviews are verified).
 """
 
 from __future__ import annotations
@@ -142,6 +143,13 @@ def make_publisher(
     if key:
         registry.add_key(principal, signing.public_bytes)
     return TestPublisher(name, token, principal, signing)
+
+
+def download_as(
+    registry: Registry, who: TestPublisher, name: str = "acme/summarizer", version: str = "1.0.0"
+) -> None:
+    """Download `name` `version` as `who`'s account: what makes `who`'s review of it verified."""
+    registry.download(name, version, client=f"publisher:{who.principal.publisher_id}")
 
 
 def sign(pub: TestPublisher, archive: bytes, name: str, version: str) -> bytes:

@@ -39,6 +39,8 @@ TABLES = {
     "web_session",
     "package_change",
     "rate_bucket",
+    "account_download",
+    "revocation",
 }
 
 

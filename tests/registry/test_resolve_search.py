@@ -5,7 +5,7 @@ import pytest
 from registry import Registry
 from registry.errors import InvalidQuery, NoMatchingRelease, NotFound, PermissionDenied
 from registry.resolve import choose
-from tests.registry.factories import TestPublisher, make_publisher, publish
+from tests.registry.factories import TestPublisher, download_as, make_publisher, publish
 
 
 @pytest.fixture
@@ -126,6 +126,9 @@ def test_search_like_fallback_matches_fts(catalog: Registry) -> None:
 
 def test_rating_sort_uses_bayesian_average(catalog: Registry) -> None:
     users = [make_publisher(catalog, f"user{i}", None) for i in range(6)]
+    for user in users:  # only reviews by downloaders count
+        for name in ("zeta/text-summary", "acme/translator", "acme/summarizer"):
+            download_as(catalog, user, name)
     catalog.rate(users[0].principal, "zeta/text-summary", 5)  # one perfect vote
     for user in users:  # six perfect votes
         catalog.rate(user.principal, "acme/translator", 5)

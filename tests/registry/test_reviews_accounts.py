@@ -22,7 +22,7 @@ from registry.errors import (
     UnknownKey,
 )
 from registry.models import Review
-from tests.registry.factories import TestPublisher, make_publisher, publish
+from tests.registry.factories import TestPublisher, download_as, make_publisher, publish
 
 
 @pytest.fixture
@@ -33,9 +33,12 @@ def published(registry: Registry, acme: TestPublisher) -> Registry:
 
 def test_rate_creates_then_replaces_ones_own_review(published: Registry) -> None:
     bob = make_publisher(published, "bob", None)
+    download_as(published, bob)
     first = published.rate(bob.principal, "acme/summarizer", 2, "meh", "slow", version="1.0.0")
     second = published.rate(bob.principal, "acme/summarizer", 4, "better")
-    assert first.id == second.id and second.stars == 4 and second.version is None
+    # Without a version, the review is about the newest version its author downloaded.
+    assert first.id == second.id and second.stars == 4 and second.version == "1.0.0"
+    assert second.verified
     summary = published.rating("acme/summarizer")
     assert (summary.count, summary.mean) == (1, 4.0)
     assert summary.histogram == {1: 0, 2: 0, 3: 0, 4: 1, 5: 0}
@@ -95,6 +98,8 @@ def test_aggregates_stay_exact_under_many_concurrent_writers(
     published: Registry, tmp_path: Path
 ) -> None:
     users = [make_publisher(published, f"user{i}", None, key=False) for i in range(24)]
+    for user in users:
+        download_as(published, user)
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
 
@@ -219,3 +224,46 @@ def test_write_session_rolls_back_on_error(registry: Registry) -> None:
         raise RuntimeError("boom")
     with Session(registry.engine) as s:
         assert s.get(Review, 1) is None
+
+
+def test_only_reviews_by_downloaders_count(published: Registry, acme: TestPublisher) -> None:
+    reader, stranger = make_publisher(published, "reader", None), make_publisher(
+        published, "stranger", None)
+    download_as(published, reader)
+    published.download("acme/summarizer", "1.0.0", client="address:192.0.2.1")  # no account
+    counted = published.rate(reader.principal, "acme/summarizer", 4, "works")
+    apart = published.rate(stranger.principal, "acme/summarizer", 1, "never tried it")
+    assert (counted.verified, apart.verified) == (True, False)
+    summary = published.rating("acme/summarizer")
+    assert (summary.count, summary.mean, summary.unverified) == (1, 4.0, 1)
+    assert summary.latest is not None and (summary.latest.version, summary.latest.count) == (
+        "1.0.0", 1)
+    assert [r.reviewer for r in published.reviews("acme/summarizer", verified=False).items] == [
+        "stranger"]
+    assert published.reviews("acme/summarizer", verified=True).total == 1
+    # Downloading later and writing again makes the stranger's review count.
+    download_as(published, stranger)
+    assert published.rate(stranger.principal, "acme/summarizer", 2).verified
+    assert published.rating("acme/summarizer").count == 2
+
+
+def test_ratings_per_version_and_the_explanation(
+    published: Registry, acme: TestPublisher
+) -> None:
+    publish(published, acme, version="1.1.0")
+    early, late = make_publisher(published, "early", None), make_publisher(published, "late", None)
+    download_as(published, early, version="1.0.0")
+    download_as(published, late, version="1.1.0")
+    assert published.rate(early.principal, "acme/summarizer", 2).version == "1.0.0"
+    assert published.rate(late.principal, "acme/summarizer", 5).version == "1.1.0"
+    summary = published.rating("acme/summarizer")
+    assert (summary.count, summary.mean) == (2, 3.5)
+    assert summary.latest is not None
+    assert (summary.latest.version, summary.latest.count, summary.latest.mean) == (
+        "1.1.0", 1, 5.0)
+    assert summary.explanation == (
+        "3.5 from 2 ratings; ranked as 3.5 because packages with few ratings are pulled toward "
+        "the site average 3.5 as if they had 5 more ratings of 3.5"
+    )
+    with pytest.raises(InvalidReview, match=r"9\.9"):
+        published.rate(late.principal, "acme/summarizer", 5, version="9.9")

@@ -140,6 +140,18 @@ def _new_key_request(world: World) -> Request:
         "signed_by": world.keys["alice"].key_id}}
 
 
+def _revoke_request(world: World) -> Request:
+    """alice's revocation of alice/tool 1.0.0, signed with her key (any caller sends it)."""
+    from registry.statements import sign_statement, statement_bytes
+
+    digest = hashlib.sha256(valid(name="alice/tool", version="1.0.0")).hexdigest()
+    statement = statement_bytes("alice/tool", "1.0.0", digest, "compromised")
+    signature = sign_statement(world.keys["alice"], statement)
+    return "POST", f"{RELEASE}/revoke", {"json": {
+        "reason": "compromised", "signature": base64.b64encode(signature).decode(),
+        "key_id": world.keys["alice"].key_id}}
+
+
 def _run_request(world: World) -> Request:
     return "POST", "/api/v1/runs", {"json": {"agent": "documentaliste", "input": {"text": "hi"}}}
 
@@ -155,7 +167,8 @@ class Row:
 
 
 _SERIAL = itertools.count()
-YANK = "/api/v1/packages/alice/tool/versions/1.0.0/yank"
+RELEASE = "/api/v1/packages/alice/tool/versions/1.0.0"
+YANK = f"{RELEASE}/yank"
 ROWS: dict[str, Row] = {
     "POST /api/v1/publishers": Row(None, None, lambda w: (
         "POST", "/api/v1/publishers", {"json": {"name": f"newcomer{next(_SERIAL)}"}})),
@@ -172,6 +185,12 @@ ROWS: dict[str, Row] = {
         "alice", "publish", lambda w: ("POST", YANK, {"json": {"reason": "broken"}})),
     "DELETE /api/v1/packages/{namespace}/{name}/versions/{version}/yank": Row(
         "alice", "publish", lambda w: ("DELETE", YANK, {})),
+    "POST /api/v1/packages/{namespace}/{name}/versions/{version}/deprecate": Row(
+        "alice", "publish", lambda w: ("POST", f"{RELEASE}/deprecate", {"json": {"reason": "old"}})),
+    "DELETE /api/v1/packages/{namespace}/{name}/versions/{version}/deprecate": Row(
+        "alice", "publish", lambda w: ("DELETE", f"{RELEASE}/deprecate", {})),
+    "POST /api/v1/packages/{namespace}/{name}/versions/{version}/revoke": Row(
+        "alice", "publish", _revoke_request),
     "PUT /api/v1/packages/{namespace}/{name}/reviews": Row("bob", "review", lambda w: (
         "PUT", "/api/v1/packages/alice/tool/reviews", {"json": {"stars": 2, "body": "meh"}}),
         others_may=True),  # one's own review

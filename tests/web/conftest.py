@@ -77,8 +77,15 @@ class Seeder:
     def reviewer(self, name: str) -> TestPublisher:
         return self.publisher(name, None)
 
+    def download(self, name: str, who: TestPublisher) -> None:
+        """`who` downloads the latest version of `name`: their review of it is verified."""
+        version = self.registry.package(name).latest_version
+        assert version is not None
+        self.registry.download(name, version, client=f"publisher:{who.principal.publisher_id}")
+
     def review(self, name: str, reviewer: str, stars: int, title: str = "", body: str = "") -> int:
         who = self.reviewer(reviewer)
+        self.download(name, who)
         return self.registry.rate(who.principal, name, stars, title=title, body=body).id
 
 

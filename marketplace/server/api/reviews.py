@@ -1,6 +1,11 @@
 """Reviews and ratings: one review per user per package (a new one replaces the old), the
 package owner's reply, abuse flags, and the rating summary.
 
+A review is about one version (`version`, defaulting to the newest one its author downloaded)
+and is verified when its author's account downloaded that version with its token; only verified
+reviews make the rating, unverified ones are listed apart (`?verified=false`). See
+`registry.reviews` and docs/trust.md.
+
 Every write here spends the caller's review budget and invalidates the package's cached
 responses, since the rating shown on the package page moves with each review.
 """
@@ -33,9 +38,12 @@ def list_reviews(
     request: Request,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+    verified: Annotated[
+        bool | None, Query(description="Only verified (true) or unverified (false) reviews.")
+    ] = None,
 ) -> ReviewPage:
     result: ReviewPage = get_state(request).registry.reviews(
-        f"{namespace}/{name}", page=page, per_page=per_page
+        f"{namespace}/{name}", page=page, per_page=per_page, verified=verified
     )
     return result
 

@@ -114,7 +114,9 @@ class ReviewUpsert(_Body):
     title: str = Field(default="", max_length=MAX_REVIEW_TITLE)
     body: str = Field(default="", max_length=MAX_REVIEW_BODY)
     version: Annotated[str, VERSION] | None = Field(
-        default=None, description="The version reviewed, as published."
+        default=None,
+        description="The version reviewed, as published (default: the newest version you "
+                    "downloaded, else the latest).",
     )
 
 

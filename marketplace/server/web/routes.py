@@ -3,7 +3,7 @@
 into the marketplace app.
 
 Invariants: every page makes a fixed, small number of registry calls whatever the data size
-(the home page three limited searches, the package page five reads), so page time does not grow
+(the home page three limited searches, the package page six reads), so page time does not grow
 with the catalogue or the number of reviews. Query parameters from the address bar are parsed
 leniently (a bad page number shows page 1, an unknown sort falls back to relevance): a visitor
 who edits a URL gets a page, not a validation error. Handlers are sync functions, which FastAPI
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import AgentFactoryError
 from marketplace.server.api.problems import http_error_handler
-from marketplace.server.web import forms
+from marketplace.server.web import forms, signup
 from marketplace.server.web.apidocs import mount_api_docs
 from marketplace.server.web.context import (
     STATIC_DIR,
@@ -113,7 +113,8 @@ def package_page(namespace: str, name: str, request: Request) -> Response:
     try:
         pkg = registry.package(full)
         releases = registry.releases(full)
-        reviews = registry.reviews(full, page=page, per_page=REVIEWS_PER_PAGE)
+        reviews = registry.reviews(full, page=page, per_page=REVIEWS_PER_PAGE, verified=True)
+        unverified = registry.reviews(full, per_page=REVIEWS_PER_PAGE, verified=False)
         keys = registry.keys(pkg.publisher)
     except AgentFactoryError as exc:
         return domain_error_page(who, exc)
@@ -128,6 +129,7 @@ def package_page(namespace: str, name: str, request: Request) -> Response:
         vetting=vetting_view(latest),
         histogram=histogram_rows(pkg.rating),
         reviews=reviews,
+        unverified=unverified,
         review_pages=Pages.build(
             package_url(pkg.name), {}, reviews.page, REVIEWS_PER_PAGE, reviews.total, "#reviews"
         ),
@@ -175,6 +177,7 @@ def make_web_router() -> APIRouter:
     router.add_api_route("/packages/{namespace}/{name}", package_page, methods=["GET"])
     router.add_api_route("/publishers/{publisher}", publisher_page, methods=["GET"])
     forms.add_form_routes(router)
+    signup.add_signup_routes(router)
     return router
 
 

@@ -190,7 +190,8 @@ class PackagePage:
     signature: SignatureView
     vetting: VettingView | None
     histogram: list[HistogramRow]
-    reviews: ReviewPage
+    reviews: ReviewPage  # verified reviews: they make the rating
+    unverified: ReviewPage  # the first page of the others, shown apart
     review_pages: Pages
 
 
