@@ -16,6 +16,9 @@ Invariants:
   packages cannot take the factory down; `errors()` says why, `load_error(name)` gives the error
   (naming the file) for `agentfactory run` to print. The agent runs from the bytes verified;
 - a package whose files are missing or unreadable is skipped the same way;
+- so is a package whose template extends a template of another package or a built-in whose
+  content hash is no longer the one its lock entry pinned (`marketplace.client.lineage`:
+  `LineageChanged` names both hashes, under the package's and its templates' names);
 - a release the registry revoked (the verified revocation list cached in the home,
   `marketplace.client.retirement`) is never loaded: `load_error` is `ReleaseRevoked` for its
   package and template names, so a run of it is refused with the reason; a deprecated or yanked
@@ -138,6 +141,7 @@ class InstalledAgents:
         runners: dict[str, Any] = {}
         failures: dict[str, Exception] = {}
         notices: dict[str, str] = {}
+        loaded: dict[str, tuple[LockEntry, Package, list[dict[str, Any]]]] = {}
         from core.errors import AgentFactoryError
         from marketplace.client.lockfile import read_lock, read_pins
         from marketplace.client.retirement import RevocationCache, revoked_error, warning
@@ -166,10 +170,37 @@ class InstalledAgents:
             except (OSError, ValueError, AgentFactoryError) as exc:
                 failures[key] = exc
                 continue
-            templates.extend(docs)
+            loaded[key] = (entry, package, docs)
+        for key in self._lineage_refused(loaded, failures):
+            del loaded[key]
+            runners.pop(key, None)
+        templates.extend(doc for _entry, _package, docs in loaded.values() for doc in docs)
         errors = {key: f"{type(exc).__name__}: {exc}" for key, exc in failures.items()}
         self._templates, self._runners = templates, runners
         self._errors, self._failures, self._notices = errors, failures, notices
+
+    @staticmethod
+    def _lineage_refused(
+        loaded: Mapping[str, tuple[LockEntry, Package, list[dict[str, Any]]]],
+        failures: dict[str, Exception],
+    ) -> list[str]:
+        """The loaded packages whose pinned cross-package parents changed or went away
+        (`marketplace.client.lineage`); their error is recorded under their package and
+        template names."""
+        if not any(entry.lineage for entry, _package, _docs in loaded.values()):
+            return []
+        from marketplace.client.lineage import LineageError, TemplateIndex, check_lineage
+
+        index = TemplateIndex.build(package for _entry, package, _docs in loaded.values())
+        refused = []
+        for key, (entry, _package, docs) in loaded.items():
+            try:
+                check_lineage(entry, index)
+            except LineageError as exc:
+                failures[key] = exc
+                failures.update({f"template:{doc.get('name')}": exc for doc in docs})
+                refused.append(key)
+        return refused
 
     def _refused_templates(
         self, entry: LockEntry, revoked: Mapping[str, str], error: Exception

@@ -41,7 +41,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -243,7 +243,7 @@ class Installer:
         found = self.fetch_verified(entry.name, best, _read_state(self.home)[1])
         new = asks_of(found.package, found.pin.key_id, rotated_from=found.pin.rotated_from)
         return Upgrade(entry.name, entry.version, best.version,
-                       diff(self._installed_asks(entry), new))
+                       diff(self._installed_asks(entry, new), new))
 
     def fetch_verified(self, name: str, release: Release, pins: PinStore, *,
                        install: bool = False) -> VerifiedRelease:
@@ -417,21 +417,21 @@ class Installer:
             )
         return summary
 
-    def _installed_asks(self, current: LockEntry) -> Asks:
-        """What installed `current` asks for; a folder that cannot be read counts as asking for
-        nothing, so everything the new version asks for must be accepted."""
+    def _installed_asks(self, current: LockEntry, new: Asks) -> Asks:
+        """What installed `current` asks for. A folder that cannot be read any more (removed,
+        changed) is being repaired: only its signing key, kept in the lockfile, is compared."""
         from marketplace.client.installed import load_installed_package
 
         try:
             return asks_of(load_installed_package(self.home, current), current.key_id)
         except (OSError, AgentFactoryError):
-            return Asks(key_id=current.key_id)
+            return replace(new, key_id=current.key_id, rotated_from=())
 
     def _ask_consent(self, current: LockEntry, package: Package, key_id: str,
                      rotated_from: Sequence[str]) -> None:
         """Step 5c: refuse an upgrade that asks for more unless `consent` accepts it."""
-        change = diff(self._installed_asks(current),
-                      asks_of(package, key_id, rotated_from=rotated_from))
+        new = asks_of(package, key_id, rotated_from=rotated_from)
+        change = diff(self._installed_asks(current, new), new)
         if not change.needs_consent:
             return
         upgrade = Upgrade(current.name, current.version, package.manifest.version, change)

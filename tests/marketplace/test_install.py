@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from marketplace.client.asks import UpgradeNeedsConsent
 from marketplace.client.errors import (
     DigestMismatch,
     DownloadTooLarge,
@@ -219,7 +220,11 @@ def test_a_rotation_chain_signed_by_the_pinned_key_is_accepted(
     registry.add_key("acme", newest, signed_by=middle)
     registry.publish("acme", newest, "acme/words", "1.1")
 
-    assert installer(registry, home).install("acme/words").installed[0].version == "1.1"
+    # Another key is a new trust decision: shown and refused unless accepted (trust.md).
+    with pytest.raises(UpgradeNeedsConsent, match="rotated from"):
+        installer(registry, home).install("acme/words")
+    accepted = installer(registry, home, consent=lambda upgrade: True).install("acme/words")
+    assert accepted.installed[0].version == "1.1"
     pin = read_pins(home).namespaces["acme"]
     assert pin.key_id == newest.key_id and pin.rotated_from == [key.key_id]
 

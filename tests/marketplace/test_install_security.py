@@ -441,7 +441,9 @@ def test_a_revoked_pinned_key_is_never_trusted_again(
     # A new release under the new key installs (the rotation chains back to the pin), and the
     # client remembers the revocation.
     alice.publish("tool", "2.0")
-    installer(server, home).install(name)
+    accepting = installer(server, home)
+    accepting.consent = lambda upgrade: True  # another key is shown and must be accepted
+    accepting.install(name)
     assert old.key_id in read_pins(home).revoked
 
     # 2. a registry that now says the old key is fine is not believed
