@@ -156,7 +156,9 @@ def asks_of(
     tools = frozenset(t for template in templates for t in template.tools)
     permissions = frozenset(manifest.permissions)
     models = {m for template in templates if (m := _model_of(template)) is not None}
-    declared = getattr(manifest, "models", None)  # a manifest field newer manifests may carry
+    # The manifest's `models` (what its code may call through the sandbox host), read with
+    # getattr so this module also works with manifests from before the field existed.
+    declared = getattr(manifest, "models", None)
     if isinstance(declared, list | tuple | frozenset | set | dict):  # names (or name -> use)
         models.update(str(m) for m in declared)
     has_code = manifest.entry_path in package.files
