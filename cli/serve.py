@@ -7,6 +7,9 @@ agents are published then. This module imports the server stack only inside the 
 
 The port is checked before anything is printed or built: a busy port is one red line that
 suggests `--port`, never a banner followed by uvicorn's traceback.
+
+Logs (the server's and uvicorn's) are JSON lines carrying each request's correlation id
+(`core.logs`); `AGENTFACTORY_LOG_FORMAT=text` gives plain lines for people.
 """
 
 from __future__ import annotations
@@ -64,9 +67,11 @@ def check_port(host: str, port: int) -> None:
 @click.option("--log-level", default="info", show_default=True, help="uvicorn log level.")
 def serve(host: str | None, port: int | None, home: Path | None, log_level: str) -> None:
     """Start the marketplace server (JSON API under /api/v1, /healthz, /metrics)."""
+    from core.logs import log_format_from_env, logging_config
     from marketplace.server.settings import ServerSettings
 
     settings = ServerSettings.from_env(host=host, port=port, home=home)
+    log_config = logging_config(log_format_from_env(), log_level)
     check_port(settings.host, settings.port)
 
     import uvicorn
@@ -89,6 +94,7 @@ def serve(host: str | None, port: int | None, home: Path | None, log_level: str)
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        log_config=log_config,
         loop="auto",
         http="auto",
         access_log=False,

@@ -29,12 +29,13 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import wasmtime
 from wasmtime import component as wasm_component
 
+from core.context import acceptable, correlation_id
 from sandbox import build
 from sandbox.errors import SandboxError
 from sandbox.limits import EPOCH_TICK_S, SandboxLimits
@@ -66,6 +67,8 @@ class RunRequest:
     limits: SandboxLimits
     reuse_instance: bool = False
     trace_memory: bool = False
+    # The work this request belongs to (`core.context`): the worker runs it under that id.
+    correlation_id: str | None = field(default_factory=correlation_id)
 
     def rest(self, done: int) -> RunRequest:
         """The same request without its first `done` tasks."""
@@ -76,6 +79,7 @@ class RunRequest:
             self.limits,
             self.reuse_instance,
             self.trace_memory,
+            self.correlation_id,
         )
 
     def to_wire(self) -> bytes:
@@ -93,6 +97,7 @@ class RunRequest:
                 ],
                 "reuse": self.reuse_instance,
                 "trace_memory": self.trace_memory,
+                "correlation_id": self.correlation_id,
             }
         ).encode()
 
@@ -108,6 +113,7 @@ class RunRequest:
             limits,
             bool(raw["reuse"]),
             bool(raw["trace_memory"]),
+            acceptable(raw.get("correlation_id")),
         )
 
 

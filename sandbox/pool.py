@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import multiprocessing
 import os
 import subprocess
@@ -42,6 +43,8 @@ from sandbox.errors import SandboxError, SandboxWorkerError
 from sandbox.outcome import finish
 from sandbox.results import TaskResult, TaskStatus
 from sandbox.worker import BOOT, HEADER_CAP, READY, WireError, decode_step, message_cap
+
+log = logging.getLogger("agentfactory.sandbox")
 
 GRACE_S = 0.25
 """How long past a task's deadline its worker may stay silent before it is killed."""
@@ -210,6 +213,10 @@ class WorkerPool:
             started = time.perf_counter()
             if not worker.conn.poll(budget):
                 worker.kill()
+                # The caller's correlation id (`core.context`) goes with the line; the request
+                # carried it to the worker too.
+                log.warning("sandbox worker %d killed: a task passed its deadline of %g s",
+                            worker.pid, limits.timeout_s)
                 results.append(
                     TaskResult(
                         TaskStatus.TIMEOUT,
@@ -326,6 +333,7 @@ class WorkerPool:
 
 def _died(worker: _Worker, duration_ms: float) -> TaskResult:
     reason = worker.exit_reason()
+    log.warning("sandbox worker %d %s during a task", worker.pid, reason)
     return TaskResult(
         TaskStatus.AGENT_ERROR,
         duration_ms=duration_ms,

@@ -36,6 +36,7 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from core.context import set_correlation_id
 from sandbox.engine import Engine, GuestOutcome, RunRequest, Step
 from sandbox.outcome import ERROR_CAP, outcome_cap
 from sandbox.results import TaskResult, TaskStatus
@@ -149,6 +150,7 @@ def serve(conn: Connection, lifeline: Connection, component_path: str) -> None:
     try:
         while True:
             request = RunRequest.from_wire(conn.recv_bytes())
+            set_correlation_id(request.correlation_id)  # for any log line of this request
             cap = request.limits.max_output_bytes
             for step in engine.execute(request):
                 conn.send_bytes(encode_step(step, cap))
