@@ -3,11 +3,11 @@ and `health_router` (`/healthz`, `/metrics`, at the root)."""
 
 from fastapi import APIRouter
 
-from marketplace.server.api import keys, log, ops, packages, publishers, reviews, runs, usage
+from marketplace.server.api import audit, keys, log, ops, packages, publishers, reviews, runs, usage
 from marketplace.server.api.ops import health_router
 
 api_router = APIRouter()
-for _module in (publishers, keys, packages, reviews, runs, log, usage):
+for _module in (publishers, keys, packages, reviews, runs, log, usage, audit):
     api_router.include_router(_module.router)
 api_router.include_router(ops.api_router)
 
