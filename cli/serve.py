@@ -12,6 +12,9 @@ suggests `--port`, never a banner followed by uvicorn's traceback.
 dies), each building its app from the environment (`create_app` as a factory). They share the
 database and the blobs; the multi-process guarantees (cache invalidation, one rate budget per
 account, one start-up, one embedded run engine, summed metrics) are in docs/deploy.md.
+
+Logs (the server's and uvicorn's) are JSON lines carrying each request's correlation id
+(`core.logs`); `AGENTFACTORY_LOG_FORMAT=text` gives plain lines for people.
 """
 
 from __future__ import annotations
@@ -74,12 +77,14 @@ def serve(
     host: str | None, port: int | None, home: Path | None, log_level: str, workers: int
 ) -> None:
     """Start the marketplace server (JSON API under /api/v1, /healthz, /metrics)."""
+    from core.logs import log_format_from_env, logging_config
     from marketplace.server.settings import ServerSettings
 
     settings = ServerSettings.from_env(host=host, port=port, home=home)
     if workers > 1:
         prepare_workers(settings.home, workers)
         settings = ServerSettings.from_env(host=host, port=port, home=home)
+    log_config = logging_config(log_format_from_env(), log_level)
     check_port(settings.host, settings.port)
 
     import uvicorn
@@ -107,6 +112,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        log_config=log_config,
         loop="auto",
         http="auto",
         access_log=False,
@@ -114,6 +120,7 @@ def serve(
         # rewrite would believe X-Forwarded-For from any local peer.
         proxy_headers=False,
     )
+
 
 def prepare_workers(home: Path, workers: int) -> None:
     """The environment the `workers` API processes inherit: how many they are (rate budgets

@@ -69,7 +69,9 @@ def worker(concurrency: int | None, home: Path | None) -> None:
         raise NeedsPostgreSQL(settings.database_url)
     shown = make_url(url).render_as_string(hide_password=True)
     os.environ["AGENTFACTORY_HOME"] = str(settings.home)  # read by the installed-agents plugin
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from core.logs import configure_logging, log_format_from_env
+
+    configure_logging(log_format_from_env(), "WARNING")  # JSON lines with correlation ids
     # Our own warnings say, in one line, what procrastinate reports with tracebacks (a lost
     # database, an aborted job).
     logging.getLogger("procrastinate").setLevel(logging.CRITICAL)

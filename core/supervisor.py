@@ -12,8 +12,11 @@ in `parameters` (docs/workflows.md):
     }
 
 A `Splitter` turns the task into `Subtask(id, capability, input)`s; the supervisor hands each one
-to the first of its `agents` whose template declares that capability. `DeterministicSplitter`
-is the built-in strategy; a planner backed by a language model implements the same `plan`.
+to the first of its `agents` whose template declares that capability, or to the agent a subtask
+names. Strategies (`parameters.strategy`): `deterministic` (`DeterministicSplitter`, routes by
+file name) and `model` (`models.planner.ModelSplitter`: the template's `model` writes the plan,
+each subtask naming one of the listed agents, checked against a JSON Schema; retried up to
+`plan_attempts` answers).
 
 Invariants:
 - a supervisor only ever delegates to the agents its template lists (never to whatever happens to
@@ -21,7 +24,8 @@ Invariants:
 - a part that is itself a bundle (a folder: `{"name": "docs/", "files": [...]}`) has capability
   `DELEGATE`, which supervisors declare: it goes to a supervisor one level deeper, and never past
   `max_depth` levels of agents;
-- splitting is deterministic: the same task gives the same subtasks in the same order.
+- the deterministic strategy gives the same subtasks for the same task, in the same order; a
+  model's plan names only listed agents (anything else is refused before any agent runs).
 """
 
 from __future__ import annotations
@@ -60,7 +64,10 @@ DEFAULT_ROUTES: dict[str, str] = {
 }
 """File-name patterns (`fnmatch`, on the lowercased base name) to capabilities; first match wins."""
 
-SETTINGS = ("agents", "routes", "default_capability", "failure_policy", "max_depth", "strategy")
+SETTINGS = ("agents", "routes", "default_capability", "failure_policy", "max_depth", "strategy",
+            "plan_attempts")
+STRATEGIES = ("deterministic", "model")
+MAX_PLAN_ATTEMPTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,7 @@ class AgentInfo:
     name: str
     version: str
     capabilities: tuple[str, ...]
+    description: str = ""
 
     @property
     def supervises(self) -> bool:
@@ -78,11 +86,14 @@ class AgentInfo:
 
 @dataclass(frozen=True, slots=True)
 class Subtask:
-    """One part of a task: `id` names it in the trace (a file name, a section title)."""
+    """One part of a task: `id` names it in the trace (a file name, a section title). `agent`,
+    when set, is the listed agent it goes to (a model's plan names it); else `capability`
+    routes it."""
 
     id: str
     capability: str
     input: dict[str, Any]
+    agent: str | None = None
 
 
 class Splitter(Protocol):
@@ -101,6 +112,7 @@ class SupervisorSettings:
     failure_policy: FailurePolicy
     max_depth: int
     strategy: str = "deterministic"
+    plan_attempts: int = 3
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, Any]) -> SupervisorSettings:
@@ -115,6 +127,7 @@ class SupervisorSettings:
             failure_policy=parameters.get("failure_policy", "partial"),
             max_depth=parameters.get("max_depth", 3),
             strategy=parameters.get("strategy", "deterministic"),
+            plan_attempts=parameters.get("plan_attempts", 3),
         )
 
     def splitter(self) -> Splitter:
@@ -142,9 +155,14 @@ def settings_problems(parameters: Mapping[str, Any]) -> list[str]:
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH_LIMIT:
         problems.append(f"parameters.max_depth must be an integer from 1 to {MAX_DEPTH_LIMIT}, "
                         f"not {depth!r}")
-    if parameters.get("strategy", "deterministic") != "deterministic":
+    if parameters.get("strategy", "deterministic") not in STRATEGIES:
         problems.append(f"parameters.strategy {parameters['strategy']!r} is not available "
-                        "(known: deterministic)")
+                        f"(known: {', '.join(STRATEGIES)})")
+    attempts = parameters.get("plan_attempts", 3)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or \
+            not 1 <= attempts <= MAX_PLAN_ATTEMPTS:
+        problems.append(f"parameters.plan_attempts must be an integer from 1 to "
+                        f"{MAX_PLAN_ATTEMPTS}, not {attempts!r}")
     return problems
 
 

@@ -189,3 +189,19 @@ class OutputInvalid(ModelError):
             f"{template}: the model's answer did not match output_schema after {attempts} "
             f"attempt(s): {'; '.join(errors)}"
         )
+
+
+class PlanInvalid(ModelError):
+    """The planning supervisor `supervisor` got no usable plan from its model after `attempts`
+    answers; `errors` lists what was wrong with the last one (e.g. an agent it does not list)."""
+
+    code = "plan_invalid"
+
+    def __init__(self, supervisor: str, attempts: int, errors: Sequence[str]) -> None:
+        self.supervisor = supervisor
+        self.attempts = attempts
+        self.errors = tuple(errors)
+        super().__init__(
+            f"supervisor {supervisor!r}: the model's plan was not valid after {attempts} "
+            f"attempt(s): {'; '.join(errors)}"
+        )

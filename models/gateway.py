@@ -13,7 +13,8 @@ Prompt agents, native plugins, the sandbox's host import and the planning superv
 4. `_call`: each model in turn, each with up to `retries` further attempts on 429/5xx/no answer
    (exponential backoff with jitter, by `stamina`); a model that still fails, times out or
    answers garbage passes to the next. Once a token has been streamed to the caller nothing is
-   retried (the caller has seen part of an answer).
+   retried (the caller has seen part of an answer). A request's `timeout_s` (the caller's
+   remaining time) bounds all of it: each attempt is cut to what is left.
 5. `BudgetGuard.settle`: the reported usage (estimated when the provider gave none) is recorded
    and priced; `on_usage` is told; a call that went over a budget raises `BudgetExceeded`.
 6. `_filter_output`: the DLP policy applies to the answer.
@@ -38,6 +39,7 @@ from models.errors import (
     AllModelsFailed,
     ModelError,
     ModelNotAllowed,
+    ModelTimeout,
     NoProviderConfigured,
     ProviderError,
 )
@@ -175,6 +177,9 @@ class ModelGateway:
             self.config.timeout_s
         retries = alias.retries if alias and alias.retries is not None else self.config.retries
         options = CallOptions(timeout_s, max_tokens, request.temperature, request.json_mode)
+        # The caller's remaining time bounds the whole call: each attempt is cut to what is
+        # left, retries stop with it and the next model is not tried once it is gone.
+        deadline = None if request.timeout_s is None else time.monotonic() + request.timeout_s
         streamed = False
 
         def forward(token: str) -> None:
@@ -187,16 +192,21 @@ class ModelGateway:
 
         failures: list[ProviderError] = []
         for target in targets:
+            if deadline is not None and time.monotonic() >= deadline:
+                if not failures:
+                    raise ModelTimeout(target.provider, target.model, request.timeout_s or 0.0)
+                break  # the caller's time is up: what failed so far is the answer
             try:
                 for attempt in stamina.retry_context(
-                    on=worth_retrying, attempts=retries + 1, timeout=None,
+                    on=worth_retrying, attempts=retries + 1, timeout=request.timeout_s,
                     wait_initial=self.config.backoff_s, wait_max=self.config.backoff_max_s,
                     wait_jitter=self.config.backoff_s,
                 ):
                     with attempt:
                         started = time.perf_counter()
                         raw = self.provider.complete(
-                            target, messages, options, forward if on_token else None
+                            target, messages, options if deadline is None else
+                            replace(options, deadline=deadline), forward if on_token else None
                         )
                         return target, raw, (time.perf_counter() - started) * 1000
             except ProviderError as exc:

@@ -13,15 +13,18 @@ How a target is reached:
 - any other provider: the model id as `llm` knows it (`llm models` lists them), via its plugin.
 
 For OpenAI-compatible targets the per-call timeout is the HTTP client's and the client's own
-retries are off (ours apply); a plugin model keeps its plugin's client settings. Errors come back
-typed (`ProviderError` with the HTTP status, `ModelTimeout`, `MalformedResponse`), their text
-scrubbed of keys (`models.keys.scrub`).
+retries are off (ours apply); a caller's nearer deadline (`CallOptions.deadline`, a sandboxed
+task's) shortens that one call. A plugin model keeps its plugin's client
+settings. Errors come back typed (`ProviderError` with the HTTP status, `ModelTimeout`,
+`MalformedResponse`), their text scrubbed of keys (`models.keys.scrub`).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -54,6 +57,19 @@ class CallOptions:
     max_tokens: int
     temperature: float | None = None
     json_mode: bool = False
+    deadline: float | None = None  # `time.monotonic()` by which the caller needs an answer
+
+    def timeout_now(self) -> float:
+        """The attempt's timeout from now: `timeout_s`, or less when the deadline is nearer."""
+        if self.deadline is None:
+            return self.timeout_s
+        return max(0.001, min(self.timeout_s, self.deadline - time.monotonic()))
+
+
+_DEADLINE: ContextVar[float | None] = ContextVar("agentfactory_model_deadline", default=None)
+"""The current call's `CallOptions.deadline`, read by the OpenAI client of the call just before
+it sends: the model objects and their HTTP clients are kept per configured timeout, and a nearer
+deadline shortens that one call (the time spent building a client is not granted twice)."""
 
 
 class Provider(Protocol):
@@ -77,6 +93,7 @@ class LlmProvider:
         on_token: TokenCallback | None,
     ) -> RawCompletion:
         model, key = self._model(target, options.timeout_s)
+        timeout_s = options.timeout_now()  # what this attempt is granted, for its error
         openai_like = _is_openai_chat(model)
         system = "\n\n".join(m.content for m in messages if m.role == "system") or None
         turns = [m for m in messages if m.role != "system"]
@@ -85,6 +102,7 @@ class LlmProvider:
             llm_options["temperature"] = options.temperature
         if options.json_mode and openai_like:
             llm_options["json_object"] = True
+        deadline = _DEADLINE.set(options.deadline)
         try:
             response = self._prompt(model, system, turns, llm_options, on_token is not None)
             pieces: list[str] = []
@@ -94,7 +112,9 @@ class LlmProvider:
                     on_token(chunk)
             usage = response.usage()
         except Exception as exc:  # every provider failure becomes a typed, scrubbed error
-            raise _typed(exc, target, options.timeout_s, key) from None
+            raise _typed(exc, target, timeout_s, key) from None
+        finally:
+            _DEADLINE.reset(deadline)
         return RawCompletion("".join(pieces), usage.input, usage.output)
 
     @staticmethod
@@ -215,6 +235,10 @@ def _gateway_chat() -> type[Any]:
                     client = super().get_client(key, async_=async_)  # type: ignore[no-untyped-call]
                     client = client.with_options(timeout=self.timeout_s, max_retries=0)
                     self._clients[(key, async_)] = client
+                deadline = _DEADLINE.get()
+                left = None if deadline is None else max(0.001, deadline - time.monotonic())
+                if left is not None and left < self.timeout_s:  # this call only: a cheap copy
+                    client = client.with_options(timeout=left)  # on the same connection pool
                 return client
 
         _GATEWAY_CHAT = GatewayChat

@@ -90,6 +90,9 @@ class CompletionRequest:
     json_mode: bool = False  # ask the provider for a JSON object
     context: CallContext = field(default_factory=CallContext)
     options: Mapping[str, Any] = field(default_factory=dict)  # passed through to the provider
+    # The caller's remaining time (a sandboxed task's deadline): no attempt, retry or wait of
+    # the call outlasts it; None: only the configured per-attempt timeout applies.
+    timeout_s: float | None = None
 
     @property
     def text(self) -> str:

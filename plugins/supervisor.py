@@ -1,9 +1,11 @@
 """The built-in `supervisor` implementation: split a task, delegate each part by capability.
 
 The supervisor builds each of the agents its template lists with `agent.spawn` (the factory that
-built it, one level deeper), asks its splitter (`core.supervisor`) for subtasks, and hands each
-subtask to the first listed agent that declares the subtask's capability. A part that is itself
-a bundle goes to a listed supervisor, while the nesting stays within `max_depth` levels.
+built it, one level deeper), asks its splitter (`core.supervisor`; with `strategy: "model"`,
+`models.planner`, the template's model writing the plan) for subtasks, and hands each subtask
+to the agent it names, else to the first listed agent that declares the subtask's capability.
+A part that is itself a bundle goes to a listed supervisor, while the nesting stays within
+`max_depth` levels.
 
 The result is `{"status": "ok"|"partial", "answer": {subtask id: output}, "trace": [record]}`,
 one record per subtask in order: `{subtask, capability, agent, version, depth, status: ok|failed,
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from core.agent import Agent
     from core.config import FactorySettings
     from core.resolved import ResolvedTemplate
-    from core.supervisor import AgentInfo, Subtask, SupervisorSettings
+    from core.supervisor import AgentInfo, Splitter, Subtask, SupervisorSettings
 
 NAME = "supervisor"
 
@@ -45,7 +47,10 @@ def _delegate(
     record: dict[str, Any] = {"subtask": subtask.id, "capability": subtask.capability,
                               "agent": None, "version": None, "depth": agent.depth + 1}
     start = perf_counter()
-    chosen = route(subtask.capability, [info for info, _ in candidates.values()])
+    if subtask.agent is not None:  # a model's plan names the agent (one it lists: checked)
+        chosen: AgentInfo | None = candidates[subtask.agent][0]
+    else:
+        chosen = route(subtask.capability, [info for info, _ in candidates.values()])
     if chosen is None:
         error = f"no agent of this supervisor has capability {subtask.capability!r}"
         if not subtask.capability:
@@ -78,9 +83,10 @@ def run(agent: Agent, task: dict[str, Any]) -> dict[str, Any]:
     candidates: dict[str, tuple[AgentInfo, Agent]] = {}
     for name in settings.agents:
         child = agent.spawn(name)
-        info = AgentInfo(name, child.template.version, tuple(child.template.capabilities))
+        info = AgentInfo(name, child.template.version, tuple(child.template.capabilities),
+                         child.template.description)
         candidates[name] = (info, child)
-    subtasks = settings.splitter().plan(task, [info for info, _ in candidates.values()])
+    subtasks = _splitter(agent, settings).plan(task, [info for info, _ in candidates.values()])
     trace = []
     answer = {}
     for subtask in subtasks:
@@ -93,6 +99,22 @@ def run(agent: Agent, task: dict[str, Any]) -> dict[str, Any]:
                                 tuple(trace))
     status = "ok" if len(answer) == len(subtasks) else "partial"
     return {"status": status, "answer": answer, "trace": trace}
+
+
+def _splitter(agent: Agent, settings: SupervisorSettings) -> Splitter:
+    """The strategy of `settings`: a model's plan (`models.planner`) or the file routes."""
+    if settings.strategy != "model":
+        return settings.splitter()
+    from models.context import current_context, current_gateway
+    from models.planner import ModelSplitter
+    from models.prompt_agent import model_name
+
+    params = agent.template.model.parameters
+    return ModelSplitter(
+        agent.name, model_name(agent.template), current_gateway(), current_context(),
+        attempts=settings.plan_attempts, max_tokens=params.get("max_tokens"),
+        temperature=params.get("temperature"),
+    )
 
 
 @hookimpl
@@ -108,7 +130,12 @@ def agentfactory_validate_template(
         return []
     from core.supervisor import settings_problems
 
-    return settings_problems(template.parameters)
+    problems = settings_problems(template.parameters)
+    if template.parameters.get("strategy") == "model" and \
+            template.model.name in ("", "deterministic"):
+        problems.append("parameters.strategy 'model' needs the template's model.name: a model "
+                        "alias or 'provider:model' to write the plan")
+    return problems
 
 
 @hookimpl

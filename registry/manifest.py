@@ -76,6 +76,9 @@ class Manifest(BaseModel):
     templates: list[str] = Field(min_length=1)
     requires: dict[str, str] = Field(default_factory=dict)
     permissions: list[str] = Field(default_factory=list)
+    # The language models (aliases or `provider:model`) the package's code may call through the
+    # sandbox host (docs/models.md); empty: its code may call none.
+    models: list[str] = Field(default_factory=list)
     examples: list[Example] = Field(default_factory=list)
 
     @field_validator("name")
@@ -180,6 +183,8 @@ def bound_errors(manifest: Manifest, limits: ManifestLimits) -> list[tuple[str, 
     _bounded_items(errors, "authors", manifest.authors, limits.authors, limits.author_chars)
     _bounded_items(errors, "keywords", manifest.keywords, limits.keywords, limits.keyword_chars)
     _bounded_items(errors, "permissions", manifest.permissions, limits.permissions,
+                   limits.permission_chars)
+    _bounded_items(errors, "models", manifest.models, limits.permissions,
                    limits.permission_chars)
     _bounded_items(errors, "templates", manifest.templates, limits.templates,
                    limits.template_path_chars)

@@ -327,3 +327,33 @@ class RateBucket(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=200)
     tokens: float
     stamp: float
+
+AUDIT_OUTCOME_SQL = "outcome = 'ok' OR outcome LIKE 'refused:%' OR outcome LIKE 'failed:%'"
+
+
+class AuditEvent(SQLModel, table=True):
+    """One thing that happened: who did what, to which object, when, how it ended, and the
+    correlation id of the request or run it belongs to. Append-only: the code has no path that
+    changes or removes a row, and the database refuses UPDATE and DELETE with a trigger
+    (migration 0006). `actor_id` and `owner_id` (the account that did it, the account whose
+    object it was) decide who may read it; neither is a foreign key, so the trail outlives
+    whatever it names. `registry.audit` writes and reads it."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        CheckConstraint(AUDIT_OUTCOME_SQL, name="audit_event_outcome"),
+        CheckConstraint("length(detail_json) <= 4096", name="audit_event_detail_len"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=64)
+    actor_id: int | None = Field(default=None, index=True)
+    action: str = Field(max_length=32, index=True)
+    object_type: str = Field(max_length=16)
+    object_id: str = Field(max_length=200, index=True)
+    owner_id: int | None = Field(default=None, index=True)
+    outcome: str = Field(max_length=80)
+    correlation_id: str | None = Field(default=None, max_length=128, index=True)
+    detail_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+

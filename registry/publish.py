@@ -3,7 +3,8 @@
     parse -> validate -> authorize -> verify -> dedupe -> store -> index -> log
 
 Each step reads and fills the context and raises a typed error to refuse; each is testable on
-its own. The whole pipeline runs in one write transaction (see `registry.db`). The blob is
+its own. The whole pipeline runs in one write transaction (see `registry.db`), which also
+holds the release's audit event (`registry.audit`): both are committed or neither. The blob is
 written (`store`) before the release row is flushed and committed (`index`), so a committed
 release always has its blob. If anything fails after the blob was written, the transaction is
 rolled back and the blob is deleted unless another release refers to the same digest. A crash
@@ -38,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.security import denied_tools
+from registry import audit
 from registry.accounts import require_scope
 from registry.archive import MANIFEST, Package, open_archive, record_digest, validate_contents
 from registry.blobs import BlobStore
@@ -51,8 +53,8 @@ from registry.errors import (
     ManifestError,
     PermissionDenied,
     RevokedKey,
-    UnknownKey,
     SignatureMismatch,
+    UnknownKey,
 )
 from registry.log_store import LoggedEntry, LogStore, entry_of
 from registry.manifest import Manifest, parse_manifest
@@ -319,11 +321,26 @@ def _discard_blob(ctx: PublishContext) -> None:
         ctx.blobs.delete(ctx.digest)
 
 
+def _audit(ctx: PublishContext) -> None:
+    """The release's audit event, committed with it (`registry.audit`)."""
+    if ctx.release is None:
+        return  # a partial pipeline (the preflight) wrote nothing
+    manifest = ctx.need_manifest()
+    name = ctx.existing.name if ctx.existing else manifest.name
+    audit.record(
+        ctx.session, "package.publish", ctx.principal, "release", f"{name}@{manifest.version}",
+        owner_id=ctx.existing.publisher_id if ctx.existing else ctx.principal.publisher_id,
+        detail={"digest": ctx.digest, "key_id": ctx.key_id, "size": len(ctx.archive),
+                "vetting": ctx.release.vetting_status},
+    )
+
+
 def run_publish(ctx: PublishContext, steps: Sequence[tuple[str, Step]] = STEPS) -> ReleasePublic:
     """Run `steps` and commit; on any failure roll back and remove a blob we wrote."""
     try:
         for _name, step in steps:
             step(ctx)
+        _audit(ctx)
         ctx.session.commit()
     except BaseException as exc:
         ctx.session.rollback()

@@ -3,11 +3,17 @@
 A thin layer over `accounts`, `publish`, `search`, `resolve` and `reviews`: each method opens
 its own short transaction (writes take the SQLite write lock up front, see `registry.db`) and
 returns public records from `registry.schemas`, never ORM rows.
+
+Every write appends its audit event (`registry.audit`) in its own transaction; a refused one
+appends `refused:<Error>` in a transaction of its own once the write was rolled back
+(`_refusals`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +23,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, SQLModel, col, select
 
-from registry import accounts, retire, reviews
+from registry import accounts, audit, retire, reviews
 from registry import search as search_mod
 from registry.archive import read_archive
 from registry.blobs import BlobStore, LocalBlobStore, cleanup_orphans
@@ -34,6 +40,7 @@ from registry.errors import (
 from registry.log_store import ConsistencyProof, EntryPage, InclusionProof, LogStore
 from registry.models import (
     AccountDownload,
+    ApiToken,
     DownloadClient,
     DownloadCount,
     Publisher,
@@ -70,7 +77,7 @@ from registry.schemas import (
     WhoAmI,
     split_list,
 )
-from registry.signing import SigningKey
+from registry.signing import SigningKey, key_id_for
 from registry.translog import SignedTreeHead
 
 
@@ -142,19 +149,53 @@ class Registry:
         self, name: str, namespace: str | None, email: str | None = None
     ) -> tuple[PublisherPublic, str]:
         with write_session(self.engine) as s:
-            return accounts.register_publisher(s, name, namespace, email, self.config)
+            publisher, token = accounts.register_publisher(s, name, namespace, email, self.config)
+            who = audit.Actor(publisher.name, publisher.id)
+            audit.record(s, "account.register", who, "account", publisher.name,
+                         owner_id=publisher.id, detail={"namespace": namespace})
+            return publisher, token
 
     def add_namespace(self, principal: Principal, namespace: str) -> None:
-        with write_session(self.engine) as s:
+        with self._refusals("namespace.claim", principal, "namespace", namespace), \
+                write_session(self.engine) as s:
             accounts.add_namespace(s, principal, namespace, self.config)
+            audit.record(s, "namespace.claim", principal, "namespace", namespace,
+                         owner_id=principal.publisher_id)
 
     def create_token(self, principal: Principal, scopes: set[str]) -> str:
+        with self._refusals("token.create", principal, "token", "(new)"), \
+                write_session(self.engine) as s:
+            token = accounts.create_token(s, principal, scopes)
+            audit.record(s, "token.create", principal, "token", _token_id(s, token),
+                         owner_id=principal.publisher_id,
+                         detail={"scopes": " ".join(sorted(scopes))})
+            return token
+
+    def operator_token(self, name: str) -> str:
+        """A new `admin` token for the existing account `name`. For the operator, who holds the
+        database (`agentfactory admin token`): no API operation reaches this. The audit trail
+        records it as `token.create` by `system`."""
         with write_session(self.engine) as s:
-            return accounts.create_token(s, principal, scopes)
+            row = s.exec(
+                select(Publisher).where(Publisher.normalized_name == normalize_part(name))
+            ).first()
+            if row is None or row.id is None:
+                raise NotFound("publisher", name)
+            operator = Principal(
+                publisher_id=row.id, name=row.name, namespaces=frozenset(),
+                scopes=frozenset({"admin"}), token_id="operator",
+            )
+            token = accounts.create_token(s, operator, {"admin"})
+            audit.record(s, "token.create", audit.SYSTEM, "token", _token_id(s, token),
+                         owner_id=row.id, detail={"scopes": "admin", "by": "operator"})
+            return token
 
     def revoke_token(self, principal: Principal, token_id: str) -> None:
-        with write_session(self.engine) as s:
+        with self._refusals("token.revoke", principal, "token", token_id), \
+                write_session(self.engine) as s:
             accounts.revoke_token(s, principal, token_id)
+            audit.record(s, "token.revoke", principal, "token", token_id,
+                         owner_id=principal.publisher_id)
 
     def tokens(self, principal: Principal) -> list[TokenPublic]:
         with read_session(self.engine) as s:
@@ -168,8 +209,13 @@ class Registry:
         self, token: str, ttl: timedelta, now: datetime | None = None
     ) -> tuple[str, WebSessionPublic]:
         """Sign a browser in with `token`: the new session's id (shown once) and record."""
-        with write_session(self.engine) as s:
-            return accounts.open_web_session(s, token, ttl, now or datetime.now(UTC))
+        with self._refusals("session.sign_in", audit.ANONYMOUS, "session", "(new)"), \
+                write_session(self.engine) as s:
+            session_id, opened = accounts.open_web_session(s, token, ttl, now or datetime.now(UTC))
+            who = opened.principal
+            audit.record(s, "session.sign_in", who, "session", who.name,
+                         owner_id=who.publisher_id, detail={"token_id": who.token_id})
+            return session_id, opened
 
     def web_session(self, session_id: str, now: datetime | None = None) -> WebSessionPublic | None:
         with read_session(self.engine) as s:
@@ -177,7 +223,12 @@ class Registry:
 
     def close_web_session(self, session_id: str) -> None:
         with write_session(self.engine) as s:
+            open_ = accounts.web_session(s, session_id, datetime.now(UTC))
             accounts.close_web_session(s, session_id)
+            if open_ is not None:
+                who = open_.principal
+                audit.record(s, "session.sign_out", who, "session", who.name,
+                             owner_id=who.publisher_id)
 
     def publisher(self, name: str) -> PublisherPublic:
         with read_session(self.engine) as s:
@@ -194,12 +245,22 @@ class Registry:
         self, principal: Principal, public_key: bytes, rotation_signature: bytes | None = None,
         signed_by: str | None = None,
     ) -> KeyPublic:
-        with write_session(self.engine) as s:
-            return accounts.add_key(s, principal, public_key, rotation_signature, signed_by)
+        action = "key.add" if signed_by is None else "key.rotate"
+        with self._refusals(action, principal, "key", key_id_for(public_key)), \
+                write_session(self.engine) as s:
+            key = accounts.add_key(s, principal, public_key, rotation_signature, signed_by)
+            audit.record(s, "key.rotate" if key.signed_by else "key.add", principal, "key",
+                         key.key_id, owner_id=principal.publisher_id,
+                         detail={"signed_by": key.signed_by})
+            return key
 
     def revoke_key(self, principal: Principal, key_id: str) -> KeyPublic:
-        with write_session(self.engine) as s:
-            return accounts.revoke_key(s, principal, key_id)
+        with self._refusals("key.revoke", principal, "key", key_id), \
+                write_session(self.engine) as s:
+            key = accounts.revoke_key(s, principal, key_id)
+            audit.record(s, "key.revoke", principal, "key", key_id,
+                         owner_id=principal.publisher_id)
+            return key
 
     def keys(self, publisher: str) -> list[KeyPublic]:
         with read_session(self.engine) as s:
@@ -219,7 +280,28 @@ class Registry:
     def publish(
         self, principal: Principal, archive: bytes, signature: bytes, key_id: str
     ) -> ReleasePublic:
-        vetting = self._vet(principal, archive, signature, key_id) if self.vetter else None
+        """Run the pipeline (its `index` step records the audit event); a refusal is recorded
+        against the release the archive names, or its digest when it names none."""
+        seen: list[PublishContext] = []
+        try:
+            return self._publish(principal, archive, signature, key_id, seen)
+        except Exception as exc:
+            manifest = next((c.manifest for c in reversed(seen) if c.manifest), None)
+            if manifest is None:
+                target, owner = "sha256:" + hashlib.sha256(archive).hexdigest(), None
+            else:
+                target, owner = f"{manifest.name}@{manifest.version}", self._owner(manifest.name)
+            audit.record_refusal(
+                self.engine, exc, "package.publish", principal, "release", target,
+                owner_id=owner, detail={"key_id": key_id},
+            )
+            raise
+
+    def _publish(
+        self, principal: Principal, archive: bytes, signature: bytes, key_id: str,
+        seen: list[PublishContext],
+    ) -> ReleasePublic:
+        vetting = self._vet(principal, archive, signature, key_id, seen) if self.vetter else None
         self._sync_log()
         bind = self.engine.execution_options(registry_write=True)
         for attempt in range(2):
@@ -229,6 +311,7 @@ class Registry:
                     archive=archive, signature=signature, key_id=key_id, vetting=vetting,
                     package_check=self.package_check, log=self.log,
                 )
+                seen.append(ctx)
                 try:
                     return run_publish(ctx)
                 except ConcurrentCreation:
@@ -239,7 +322,8 @@ class Registry:
         raise AssertionError("unreachable")
 
     def _vet(
-        self, principal: Principal, archive: bytes, signature: bytes, key_id: str
+        self, principal: Principal, archive: bytes, signature: bytes, key_id: str,
+        seen: list[PublishContext],
     ) -> VettingOutcome:
         """Run the read-only steps, then the vetter outside any transaction (see `publish`)."""
         assert self.vetter is not None
@@ -249,6 +333,7 @@ class Registry:
                 archive=archive, signature=signature, key_id=key_id,
                 package_check=self.package_check,
             )
+            seen.append(ctx)
             for _name, step in PREFLIGHT:
                 step(ctx)
             s.rollback()  # release any row lock the preflight took
@@ -345,6 +430,13 @@ class Registry:
                     .values(downloads=col(PackageRow.downloads) + 1)
                 )
                 _count_download(s, release)
+                # Once per client per release a day, like the count: installs in a loop do not
+                # grow the trail. An address is never stored: such a client is anonymous.
+                kind, _, ident = (client or "").partition(":")
+                who = audit.account(s, int(ident)) if kind == "publisher" and ident.isdigit() \
+                    else audit.ANONYMOUS if client else audit.SYSTEM
+                audit.record(s, "release.download", who, "release",
+                             f"{package.name}@{release.version}", owner_id=package.publisher_id)
             return release_public(release, package.name), data
 
     @staticmethod
@@ -396,8 +488,10 @@ class Registry:
     def _set_yanked(
         self, principal: Principal, name: str, version: str, reason: str | None
     ) -> ReleasePublic:
-        accounts.require_scope(principal, "publish")
-        with write_session(self.engine) as s:
+        action = "release.yank" if reason is not None else "release.unyank"
+        with self._refusals(action, principal, "release", f"{name}@{version}", package=name), \
+                write_session(self.engine) as s:
+            accounts.require_scope(principal, "publish")
             # Locked: a concurrent yank or publish must not recompute latest_version from
             # what this transaction is changing.
             package, release = self._release(s, name, version, lock=True)
@@ -407,6 +501,8 @@ class Registry:
             s.add(release)
             s.flush()
             self._refresh_latest(s, package)
+            audit.record(s, action, principal, "release", f"{package.name}@{release.version}",
+                         owner_id=package.publisher_id, detail={"reason": reason})
             return release_public(release, package.name)
 
     def yank(self, principal: Principal, name: str, version: str, reason: str) -> ReleasePublic:
@@ -443,6 +539,49 @@ class Registry:
 
         return cleanup_orphans(self.blobs, known, grace_s=grace_s, now=now)
 
+    # -- reviews ----------------------------------------------------------------------------
+
+    def rate(
+        self, principal: Principal, name: str, stars: int, title: str = "", body: str = "",
+        version: str | None = None,
+    ) -> ReviewPublic:
+        with self._refusals("review.write", principal, "review", name, package=name), \
+                write_session(self.engine) as s:
+            review = reviews.rate(s, principal, name, stars, title, body, version, self.config)
+            self._record_review(s, "review.write", principal, review, {"stars": stars})
+            return review
+
+    def delete_review(self, principal: Principal, name: str) -> None:
+        with self._refusals("review.delete", principal, "review", name, package=name), \
+                write_session(self.engine) as s:
+            reviews.delete_review(s, principal, name)
+            package = find_package(s, name)
+            audit.record(s, "review.delete", principal, "review", package.name,
+                         owner_id=package.publisher_id)
+
+    def reply(self, principal: Principal, review_id: int, text: str) -> ReviewPublic:
+        with self._refusals("review.reply", principal, "review", f"#{review_id}"), \
+                write_session(self.engine) as s:
+            review = reviews.reply(s, principal, review_id, text, self.config)
+            self._record_review(s, "review.reply", principal, review)
+            return review
+
+    def flag(self, principal: Principal, review_id: int, reason: str) -> ReviewPublic:
+        with self._refusals("review.flag", principal, "review", f"#{review_id}"), \
+                write_session(self.engine) as s:
+            review = reviews.flag(s, principal, review_id, reason)
+            self._record_review(s, "review.flag", principal, review)
+            return review
+
+    def _record_review(
+        self, s: Session, action: str, principal: Principal, review: ReviewPublic,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        package = find_package(s, review.package)
+        audit.record(s, action, principal, "review", review.package,
+                     owner_id=package.publisher_id,
+                     detail={"review_id": review.id, **(detail or {})})
+
     # -- release log ------------------------------------------------------------------------
 
     def _sync_log(self) -> None:
@@ -472,26 +611,34 @@ class Registry:
         with read_session(self.engine) as s:
             return self.log.entries(s, start, limit)
 
-    # -- reviews ----------------------------------------------------------------------------
+    # -- audit ------------------------------------------------------------------------------
 
-    def rate(
-        self, principal: Principal, name: str, stars: int, title: str = "", body: str = "",
-        version: str | None = None,
-    ) -> ReviewPublic:
-        with write_session(self.engine) as s:
-            return reviews.rate(s, principal, name, stars, title, body, version, self.config)
+    def audit_events(self, viewer: Principal, query: audit.AuditQuery) -> audit.AuditPage:
+        with read_session(self.engine) as s:
+            return audit.events(s, viewer, query)
 
-    def delete_review(self, principal: Principal, name: str) -> None:
-        with write_session(self.engine) as s:
-            reviews.delete_review(s, principal, name)
+    @contextmanager
+    def _refusals(
+        self, action: str, actor: Principal | audit.Actor, object_type: str, object_id: str,
+        *, package: str | None = None,
+    ) -> Iterator[None]:
+        """Record a write the block refuses (after its transaction rolled back); the events on
+        `package` are its publisher's to see too."""
+        try:
+            yield
+        except Exception as exc:
+            owner = self._owner(package) if package is not None else None
+            audit.record_refusal(self.engine, exc, action, actor, object_type, object_id,
+                                 owner_id=owner)
+            raise
 
-    def reply(self, principal: Principal, review_id: int, text: str) -> ReviewPublic:
-        with write_session(self.engine) as s:
-            return reviews.reply(s, principal, review_id, text, self.config)
-
-    def flag(self, principal: Principal, review_id: int, reason: str) -> ReviewPublic:
-        with write_session(self.engine) as s:
-            return reviews.flag(s, principal, review_id, reason)
+    def _owner(self, name: str) -> int | None:
+        """The account that owns package `name`; None when there is no such package."""
+        try:
+            with read_session(self.engine) as s:
+                return find_package(s, name).publisher_id
+        except Exception:
+            return None
 
     def reviews(
         self, name: str, page: int = 1, per_page: int = 20, verified: bool | None = None
@@ -502,6 +649,13 @@ class Registry:
     def rating(self, name: str) -> RatingSummary:
         with read_session(self.engine) as s:
             return reviews.rating_summary(s, find_package(s, name), self.config.prior_weight)
+
+
+def _token_id(s: Session, token: str) -> str:
+    """The id of `token` (just issued in this session): events name tokens by id only."""
+    return s.exec(
+        select(ApiToken.token_id).where(ApiToken.token_hash == accounts.hash_token(token))
+    ).one()
 
 
 def _insert(s: Session, table: type[SQLModel], values: dict[str, Any]) -> Any:

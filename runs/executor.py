@@ -15,7 +15,9 @@ raises for anything the agent does: every failure becomes an `Outcome` with a ty
 
 The run records the template name and exact version that ran (installed community agents are
 pinned by the lockfile, so the version is the locked one), its duration, and for sandboxed agents
-the fuel and memory the sandbox measured.
+the fuel and memory the sandbox measured. A workflow's outcome lists its steps (`StepSummary`:
+name, agent, version, status, duration; from its result, or from the failing step's trace),
+which the store records as `step.finish` audit events.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import AgentFactoryError, AgentInputError, TemplateNotFound
 from runs.errors import BadAgentSpec
-from runs.schemas import Claim, FinalStatus, Outcome, RunErrorInfo
+from runs.schemas import MAX_STEPS, Claim, FinalStatus, Outcome, RunErrorInfo, StepSummary
 
 if TYPE_CHECKING:
     from core.factory import AgentFactory
@@ -120,8 +122,24 @@ def execute(factory: AgentFactory, claim: Claim) -> Outcome:
             code="agent_error", message=f"{template.name}: {type(exc).__name__}: {exc}",
             detail={"exception": type(exc).__name__},
         )
-        return Outcome("failed", error=error, **pinned, **_usage(LAST_RESULT.get(), started))
-    return Outcome("succeeded", result=result, **pinned, **_usage(LAST_RESULT.get(), started))
+        steps = _steps(agent.implementation, getattr(exc, "trace", ()))
+        return Outcome(
+            "failed", error=error, **pinned, **_usage(LAST_RESULT.get(), started), steps=steps
+        )
+    steps = _steps(agent.implementation, result.get("steps") if isinstance(result, dict) else None)
+    return Outcome(
+        "succeeded", result=result, **pinned, **_usage(LAST_RESULT.get(), started), steps=steps
+    )
+
+
+def _steps(implementation: str | None, records: Any) -> tuple[StepSummary, ...]:
+    """The step summaries of a workflow's records; none for any other agent (or bad records)."""
+    if implementation != "workflow" or not isinstance(records, list | tuple):
+        return ()
+    try:
+        return tuple(StepSummary.from_record(r) for r in records[:MAX_STEPS])
+    except ValueError:
+        return ()
 
 
 class _BadOutput(Exception):

@@ -59,6 +59,8 @@ class Run(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = Field(default=None, index=True)
     cancel_requested: bool = False
+    # The request that submitted it (`core.context`): its worker, steps and audit events carry it.
+    correlation_id: str | None = Field(default=None, max_length=128)
 
 
 class RunEvent(SQLModel, table=True):

@@ -103,12 +103,13 @@ class Claim:
     agent_name: str
     input: dict[str, Any]
     timeout_s: float
+    correlation_id: str | None = None  # the submitting request's (`core.context`)
 
     def to_wire(self) -> bytes:
         return json.dumps({
             "run_id": self.run_id, "attempt": self.attempt, "owner": self.owner,
             "agent": self.agent, "agent_name": self.agent_name, "input": self.input,
-            "timeout_s": self.timeout_s,
+            "timeout_s": self.timeout_s, "correlation_id": self.correlation_id,
         }).encode()
 
     @classmethod
@@ -117,9 +118,38 @@ class Claim:
         return cls(**raw)
 
 
+STEP_FIELDS = ("name", "agent", "version", "status")
+MAX_STEPS = 64
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """One step of a workflow run, as its audit event records it (no input, output or error
+    text: those may hold what must not be kept)."""
+
+    name: str
+    agent: str
+    version: str | None
+    status: str  # ok | skipped | failed
+    duration_ms: float | None = None
+
+    @classmethod
+    def from_record(cls, raw: Any) -> StepSummary:
+        """A step record of `plugins.workflow` (or a worker's message); `ValueError` else."""
+        if not isinstance(raw, dict):
+            raise ValueError("a step is not an object")
+        name, agent, version, status = (raw.get(k) for k in STEP_FIELDS)
+        if not (isinstance(name, str) and isinstance(agent, str) and isinstance(status, str)):
+            raise ValueError("a step needs a name, an agent and a status")
+        return cls(
+            name[:100], agent[:200], version[:64] if isinstance(version, str) else None,
+            status[:16], _opt(raw.get("duration_ms"), float),
+        )
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What one execution of a run produced."""
+    """What one execution of a run produced (`steps`: a workflow's, for its audit events)."""
 
     status: FinalStatus
     result: dict[str, Any] | None = None
@@ -129,6 +159,7 @@ class Outcome:
     duration_ms: float | None = None
     fuel_used: int | None = None
     memory_peak_bytes: int | None = None
+    steps: tuple[StepSummary, ...] = ()
 
     @classmethod
     def failure(cls, status: FinalStatus, code: str, message: str, **detail: Any) -> Outcome:
@@ -141,6 +172,7 @@ class Outcome:
             "version": self.version, "agent_name": self.agent_name,
             "duration_ms": self.duration_ms, "fuel_used": self.fuel_used,
             "memory_peak_bytes": self.memory_peak_bytes,
+            "steps": [vars(step) for step in self.steps],
         }, allow_nan=False).encode()
 
     @classmethod
@@ -161,6 +193,9 @@ class Outcome:
                 duration_ms=_opt(raw["duration_ms"], float),
                 fuel_used=_opt(raw["fuel_used"], int),
                 memory_peak_bytes=_opt(raw["memory_peak_bytes"], int),
+                steps=tuple(
+                    StepSummary.from_record(step) for step in raw.get("steps", [])[:MAX_STEPS]
+                ),
             )
         except (KeyError, TypeError, RecursionError) as exc:
             raise ValueError(f"not a run outcome: {exc}") from None

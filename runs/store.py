@@ -20,6 +20,10 @@ Invariants (each a single write transaction that locks the run's row first):
 - Every state change appends a `RunEvent` (numbered per run from 1) in the same transaction,
   so the event stream and the run's state never disagree.
 - A run of another account is `RunNotFound`, exactly like a run that does not exist.
+- Submission, start, end and cancel each append an audit event (`registry.audit`) in the same
+  transaction, with the run's correlation id (that of the request that submitted it, stored on
+  the run); a workflow's end appends one `step.finish` per step. A refused submission or cancel
+  appends its `refused:` event in a transaction of its own.
 - `enqueue(session, run_id)`, when an engine sets it, is called inside every transaction that
   makes a run `queued` (creation, a lease expired, a worker lost): a distributed engine defers
   its job there, so a queued run and its job are committed together or not at all.
@@ -40,7 +44,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core.errors import AgentInputError
+from core.context import correlation_id
+from core.errors import AgentFactoryError, AgentInputError
+from registry import audit
 from registry.db import init_db, read_session, write_session
 from registry.models import utcnow
 from runs.errors import IdempotencyConflict, QuotaExceeded, RunNotFound
@@ -94,6 +100,12 @@ class RunStore:
             raise AgentInputError("input: numbers must be finite (no NaN or Infinity)") from None
         try:
             return self._create(publisher_id, new, input_json)
+        except AgentFactoryError as exc:  # a quota, a reused idempotency key
+            audit.record_refusal(
+                self.engine, exc, "run.submit", audit.Actor("", publisher_id), "run", "(new)",
+                detail={"agent": new.agent_name},
+            )
+            raise
         except IntegrityError:
             # Two submissions with one key raced (PostgreSQL); the winner's run is the answer.
             existing = self._by_key(publisher_id, new.idempotency_key)
@@ -115,9 +127,15 @@ class RunStore:
                 id=new_run_id(), publisher_id=publisher_id, agent=new.agent,
                 agent_name=new.agent_name, version=new.version, input_json=input_json,
                 timeout_s=new.timeout_s, idempotency_key=new.idempotency_key, created_at=now,
+                correlation_id=correlation_id(),
             )
             s.add(row)
             s.flush()
+            audit.record(
+                s, "run.submit", audit.Actor("", publisher_id), "run", row.id,
+                owner_id=publisher_id, detail={"agent": new.agent_name, "version": new.version},
+                at=now,
+            )
             _event(s, row, "queued", {"agent": new.agent_name, "version": new.version}, now)
             if self.enqueue is not None:
                 self.enqueue(s, row.id)
@@ -222,10 +240,15 @@ class RunStore:
             row.started_at = now
             s.add(row)
             _event(s, row, "running", {"attempt": row.attempt}, now)
+            audit.record(
+                s, "run.start", audit.SYSTEM, "run", row.id, owner_id=row.publisher_id,
+                detail={"attempt": row.attempt, "worker": owner},
+                correlation=row.correlation_id, at=now,
+            )
             return Claim(
                 run_id=row.id, attempt=row.attempt, owner=owner, agent=row.agent,
                 agent_name=row.agent_name, input=json.loads(row.input_json),
-                timeout_s=row.timeout_s,
+                timeout_s=row.timeout_s, correlation_id=row.correlation_id,
             )
 
     def heartbeat(self, claim: Claim) -> Heartbeat:
@@ -299,9 +322,21 @@ class RunStore:
 
     def cancel(self, run_id: str, publisher_id: int | None = None) -> RunPublic:
         """Cancel `run_id` (see the module docstring); the run as it is afterwards."""
+        who = audit.SYSTEM if publisher_id is None else audit.Actor("", publisher_id)
+        try:
+            return self._cancel(run_id, publisher_id, who)
+        except AgentFactoryError as exc:
+            audit.record_refusal(self.engine, exc, "run.cancel", who, "run", run_id)
+            raise
+
+    def _cancel(self, run_id: str, publisher_id: int | None, who: audit.Actor) -> RunPublic:
         with write_session(self.engine) as s:
             row = _row(s, run_id, publisher_id, lock=True)
             now = self.now()
+            audit.record(
+                s, "run.cancel", who, "run", row.id, owner_id=row.publisher_id,
+                detail={"status": row.status}, at=now,
+            )
             if row.status == "queued":
                 _settle(s, row, Outcome.failure("cancelled", "cancelled", "cancelled"), now)
             elif row.status == "running" and not row.cancel_requested:
@@ -353,6 +388,23 @@ def _settle(s: Session, row: Run, outcome: Outcome, now: datetime) -> None:
     if outcome.error is not None:
         data["error"] = outcome.error.model_dump()
     _event(s, row, outcome.status, data, now)
+    for step in outcome.steps:
+        audit.record(
+            s, "step.finish", audit.SYSTEM, "step", f"{row.id}/{step.name}",
+            owner_id=row.publisher_id,
+            outcome="failed:step_failed" if step.status == "failed" else "ok",
+            detail={"status": step.status, "agent": step.agent, "version": step.version,
+                    "duration_ms": step.duration_ms},
+            correlation=row.correlation_id, at=now,
+        )
+    code = None if outcome.error is None else outcome.error.code
+    audit.record(
+        s, "run.finish", audit.SYSTEM, "run", row.id, owner_id=row.publisher_id,
+        outcome="ok" if outcome.status == "succeeded" else f"failed:{code or outcome.status}",
+        detail={"status": row.status, "agent": row.agent_name, "version": row.version,
+                "duration_ms": row.duration_ms, "fuel_used": row.fuel_used},
+        correlation=row.correlation_id, at=now,
+    )
 
 
 def _event(s: Session, row: Run, kind: str, data: dict[str, Any], now: datetime) -> None:

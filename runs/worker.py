@@ -5,6 +5,8 @@ fork + exec, isolated mode, exactly the parent's `sys.path`, its own session, a 
 that ends it when the parent goes away, however that happens). It builds one `AgentFactory`
 (the same plugins and settings as the server's), answers `READY`, then serves runs one at a
 time for as long as its parent wants: a `Claim` in (JSON), an `Outcome` out (JSON).
+Each run executes under its correlation id (`core.context`); the worker logs like the server
+(`core.logs`).
 
 Untrusted code runs here or deeper (a sandboxed agent goes through the sandbox's own killable
 pool), never in the API process; the parent kills this process when a run overruns its deadline
@@ -88,12 +90,15 @@ def main(argv: list[str]) -> None:
 
 
 def serve(conn: Connection, lifeline: Connection, config: WorkerConfig) -> None:
+    from core.context import acceptable, set_correlation_id
+    from core.logs import configure_logging, log_format_from_env
     from runs.executor import execute
     from runs.schemas import Claim, Outcome
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(lifeline,), name="lifeline", daemon=True).start()
     try:
+        configure_logging(log_format_from_env())
         factory = build_factory(config)
         refresh = _refresher(config.refresh)
     except Exception as exc:  # reported to the parent, which raises it
@@ -103,6 +108,8 @@ def serve(conn: Connection, lifeline: Connection, config: WorkerConfig) -> None:
     try:
         while True:
             claim = Claim.from_wire(conn.recv_bytes())
+            # Log lines, sandbox requests and steps of this run carry its request's id.
+            set_correlation_id(acceptable(claim.correlation_id))
             if refresh is not None:
                 # A broken install must not stop the other agents from running.
                 with contextlib.suppress(Exception):

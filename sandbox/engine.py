@@ -19,6 +19,11 @@ Invariants:
   past the runner's guards) is not interrupted; the pool's process backstop handles that case.
 - The guest sees no directory, no environment, no arguments, no network and an empty stdin.
 - Every Store is closed in a `finally`.
+- The runner's one import, `complete` (a model call, `sandbox.host_models`), is answered by the
+  `ModelHost` given to `execute` (none: `models_unavailable`), on the thread that runs the
+  guest, with the task's remaining time. A failing host is an `err` answer; a call that comes
+  back after the task's deadline ends the task `timeout` there and then (the epoch does not
+  run during host calls, and the guest must not get to use a late answer).
 """
 
 from __future__ import annotations
@@ -29,14 +34,16 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import wasmtime
 from wasmtime import component as wasm_component
 
+from core.context import acceptable, correlation_id
 from sandbox import build
 from sandbox.errors import SandboxError
+from sandbox.host_models import UNAVAILABLE, HostAnswer, ModelHost
 from sandbox.limits import EPOCH_TICK_S, SandboxLimits
 from sandbox.results import TaskResult, TaskStatus
 
@@ -66,6 +73,8 @@ class RunRequest:
     limits: SandboxLimits
     reuse_instance: bool = False
     trace_memory: bool = False
+    # The work this request belongs to (`core.context`): the worker runs it under that id.
+    correlation_id: str | None = field(default_factory=correlation_id)
 
     def rest(self, done: int) -> RunRequest:
         """The same request without its first `done` tasks."""
@@ -76,6 +85,7 @@ class RunRequest:
             self.limits,
             self.reuse_instance,
             self.trace_memory,
+            self.correlation_id,
         )
 
     def to_wire(self) -> bytes:
@@ -93,6 +103,7 @@ class RunRequest:
                 ],
                 "reuse": self.reuse_instance,
                 "trace_memory": self.trace_memory,
+                "correlation_id": self.correlation_id,
             }
         ).encode()
 
@@ -108,6 +119,7 @@ class RunRequest:
             limits,
             bool(raw["reuse"]),
             bool(raw["trace_memory"]),
+            acceptable(raw.get("correlation_id")),
         )
 
 
@@ -124,6 +136,8 @@ class Engine:
         else:
             self.component = wasm_component.Component.deserialize_file(self.engine, component_path)
         self.linker = wasm_component.Linker(self.engine)
+        with self.linker.root() as root:
+            root.add_func("complete", _complete)
         # wasmtime-py 50 cannot replace a single WASI function (see docs/sandbox.md), so the
         # linker gets the stock WASIp2 implementation and blocking calls are bounded outside.
         self.linker.add_wasip2()
@@ -144,8 +158,10 @@ class Engine:
                 cls._instance = cls(progress=progress)
             return cls._instance
 
-    def execute(self, request: RunRequest) -> Iterator[Step]:
-        """Run every task of `request`; one step per task, in order."""
+    def execute(self, request: RunRequest, host: ModelHost | None = None) -> Iterator[Step]:
+        """Run every task of `request`; one step per task, in order. `host` answers the
+        guest's model calls."""
+        _current.host = host or UNAVAILABLE
         limits = request.limits
         files = json.dumps(request.files)
         options = json.dumps(
@@ -205,6 +221,34 @@ def trap_status(exc: Exception) -> tuple[TaskStatus, str]:
     return TaskStatus.AGENT_ERROR, f"the guest crashed: {last[:300]}"
 
 
+class _Current(threading.local):
+    """What the `complete` import of a guest running on this thread answers with."""
+
+    host: ModelHost = UNAVAILABLE
+    deadline: float = 0.0
+
+
+_current = _Current()
+
+
+class _DeadlinePassed(Exception):
+    """Raised by the `complete` import when the task's deadline passed during the call: it
+    traps the guest, and `invoke` reports the task as a timeout."""
+
+
+def _complete(_store: object, model: str, messages: str, options: str) -> wasm_component.Variant:
+    """The runner's `complete` import: the thread's `ModelHost`, bounded by the task's
+    deadline. Raises only `_DeadlinePassed` (a raise traps the guest)."""
+    try:
+        answer = _current.host.complete(model, messages, options,
+                                        _current.deadline - time.monotonic())
+    except Exception as exc:  # the host's own failure: the guest sees an error, not a trap
+        answer = HostAnswer.refuse("host_error", f"{type(exc).__name__}: {exc}"[:500])
+    if time.monotonic() >= _current.deadline:
+        raise _DeadlinePassed
+    return wasm_component.Variant("ok" if answer.ok else "err", answer.text)
+
+
 class _Instance:
     """One Store + runner instance, armed with `limits`; closed by `close()`."""
 
@@ -230,6 +274,7 @@ class _Instance:
         self.alive = True
 
     def _arm(self, deadline: float) -> None:
+        _current.deadline = deadline
         self.store.set_fuel(self.limits.fuel)
         remaining = deadline - time.monotonic()
         self.store.set_epoch_deadline(max(1, math.ceil(remaining / EPOCH_TICK_S)))
@@ -242,6 +287,10 @@ class _Instance:
         try:
             text = func(self.store, *args)
             func.post_return(self.store)
+        except _DeadlinePassed:
+            self.alive = False
+            return TaskResult(TaskStatus.TIMEOUT, error="wall-clock deadline passed during a "
+                              "model call", fuel_used=self.fuel_used(), duration_ms=_ms(started))
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
             self.alive = False
             status, reason = trap_status(exc)

@@ -91,3 +91,7 @@ class AgentOutputTooLarge(AgentRunError):
 
 class AgentBadOutput(AgentRunError):
     what = "returned a result that is not JSON"
+
+
+class AgentBudgetExceeded(AgentRunError):
+    what = "passed a model budget"

@@ -8,6 +8,10 @@ the package name) and implements `agentfactory_process` for that implementation.
 - Sandboxed, every task runs in a fresh instance: no state survives between tasks or agents.
 - A sandbox failure surfaces from `agent.process()` as a typed `sandbox.errors.AgentRunError`,
   and a result that is not a JSON object as `AgentBadOutput`.
+- Sandboxed code reaches language models only through the host (`sandbox.host_models`): a
+  package whose manifest declares `models` gets the caller's gateway, limited to those models
+  and its template's `model`; any other package gets `model_not_declared`. A task whose model
+  call passed a budget ends `budget_exceeded` (`AgentBudgetExceeded`).
 - Natively (policy `never`, or `high-risk` for a low-risk package), the package's modules are
   executed once in private module objects that are never placed in `sys.modules` (absolute
   imports between them work; relative ones do not).
@@ -22,11 +26,13 @@ import importlib.util
 import threading
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from core.hookspecs import hookimpl
 from registry.names import normalize_name
 from sandbox.errors import AgentBadOutput, AgentFailed
+from sandbox.host_models import ModelHost, NotDeclared
 from sandbox.limits import SandboxLimits
 from sandbox.policy import RiskAssessment, SandboxPolicy, assess, must_sandbox
 from sandbox.results import AgentSource, TaskResult, TaskStatus
@@ -92,7 +98,9 @@ class SandboxedAgentPlugin:
         if agent.implementation != self.name:
             return None
         if self.sandboxed:
-            result = self.sandbox.run_one(self.source, task, limits=self.limits)
+            host = self._model_host(agent)
+            result = self.sandbox.run_one(self.source, task, limits=self.limits, host=host)
+            result = _with_budget(result, host)
             LAST_RESULT.set(result)
             value = result.raise_for_status(f"agent {agent.name!r}")
         else:
@@ -103,6 +111,15 @@ class SandboxedAgentPlugin:
             raise AgentBadOutput(bad, f"agent {agent.name!r}")
         return value
 
+    def _model_host(self, agent: Agent) -> ModelHost:
+        """The host of the guest's model calls for one task (`sandbox.host_models`)."""
+        declared = self.package.manifest.models
+        if not declared:
+            return NotDeclared(self.package.manifest.name)
+        from sandbox.host_models import gateway_host
+
+        return gateway_host(declared, agent.template)
+
     def _run_native(self, agent: Agent, task: dict[str, Any]) -> Any:
         with self._native_lock:
             if self._native is None:
@@ -112,6 +129,21 @@ class SandboxedAgentPlugin:
         except Exception as exc:  # the agent's own error, typed like the sandbox's
             failed = TaskResult(TaskStatus.AGENT_ERROR, error=f"{type(exc).__name__}: {exc}")
             raise AgentFailed(failed, f"agent {agent.name!r}") from exc
+
+
+def _with_budget(result: TaskResult, host: ModelHost) -> TaskResult:
+    """`result`, unless a model call of the task passed a budget: then the task is
+    `budget_exceeded`, whatever the guest did with the refusal. Only the host says so."""
+    from sandbox.host_models import GatewayHost
+
+    failure = host.failure if isinstance(host, GatewayHost) else None
+    if failure is not None:
+        return replace(result, status=TaskStatus.BUDGET_EXCEEDED, value=None,
+                       error=str(failure), traceback="")
+    if result.status is TaskStatus.BUDGET_EXCEEDED:  # claimed by the guest, not seen here
+        return replace(result, status=TaskStatus.BAD_OUTPUT,
+                       error="the guest reported a budget it never passed")
+    return result
 
 
 class _NativeEntry(importlib.abc.Loader):

@@ -13,6 +13,12 @@ Invariants:
   counted from the moment it starts waiting for it (never before the worker could have started
   the task). A worker that misses it is SIGKILLed and reaped, the task is `timeout`, a
   replacement worker is started at once, and the request's remaining tasks go to another worker.
+- A guest's model call arrives as a message of its own while its task runs
+  (`sandbox.host_models`): the pool answers it with the caller's `ModelHost`, bounded by the
+  task's remaining time, and goes on waiting for the task within the same backstop (or, for a
+  call answered at the deadline, `grace_s` from the answer).
+- Workers are started with a minimal environment (`WORKER_ENV`): no provider key or database
+  URL of this process is ever in a worker's memory.
 - Whatever a worker does (exit, crash, garbage, an oversized or unframed message) the task ends
   as a typed `TaskResult` and the worker is retired. `run` raises only `SandboxWorkerError` (a
   worker could not be started at all: a host problem) or `SandboxError` (the pool is closed).
@@ -28,25 +34,47 @@ Invariants:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
+import logging
 import multiprocessing
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 
 from sandbox import build
 from sandbox.engine import RunRequest
 from sandbox.errors import SandboxError, SandboxWorkerError
+from sandbox.host_models import (
+    MAX_REQUEST_BYTES,
+    UNAVAILABLE,
+    HostAnswer,
+    HostCall,
+    ModelHost,
+    answer_to_wire,
+)
 from sandbox.outcome import finish
 from sandbox.results import TaskResult, TaskStatus
 from sandbox.worker import BOOT, HEADER_CAP, READY, WireError, decode_step, message_cap
+
+log = logging.getLogger("agentfactory.sandbox")
 
 GRACE_S = 0.25
 """How long past a task's deadline its worker may stay silent before it is killed."""
 START_TIMEOUT_S = 120.0
 """How long a new worker may take to load the compiled runner (generous: busy machines)."""
+
+
+WORKER_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "SYSTEMROOT")
+"""The only variables a sandbox worker inherits: it needs none of this process's settings
+(the runner's path is an argument), and must hold no key (`sandbox.host_models`)."""
+
+
+def worker_env() -> dict[str, str]:
+    return {name: os.environ[name] for name in WORKER_ENV if name in os.environ}
 
 
 def default_size() -> int:
@@ -58,9 +86,12 @@ class _Worker:
     """One worker process, its request pipe and the lifeline that ends it with this process.
 
     `boot` is the worker's program (`python -I -c BOOT sys_path conn_fd lifeline_fd *args`);
-    `runs.engine` starts its run workers through this same class with its own."""
+    `runs.engine` starts its run workers through this same class with its own. `env` is the
+    worker's environment (None: this process's)."""
 
-    def __init__(self, *args: str, boot: str = BOOT) -> None:
+    def __init__(
+        self, *args: str, boot: str = BOOT, env: Mapping[str, str] | None = None
+    ) -> None:
         self.conn, child_conn = multiprocessing.Pipe(duplex=True)
         lifeline, self._lifeline = multiprocessing.Pipe(duplex=False)
         fds = (child_conn.fileno(), lifeline.fileno())
@@ -79,6 +110,7 @@ class _Worker:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 start_new_session=True,
+                env=env,
             )
         except BaseException:
             self.conn.close()
@@ -182,25 +214,28 @@ class WorkerPool:
         with self._cond:
             return sorted(w.pid for w in (*self._idle, *self._busy))
 
-    def run(self, request: RunRequest) -> list[TaskResult]:
-        """One result per task of `request`, in order, each within its deadline plus grace."""
+    def run(self, request: RunRequest, host: ModelHost | None = None) -> list[TaskResult]:
+        """One result per task of `request`, in order, each within its deadline plus grace;
+        `host` answers the guest's model calls (none: refused)."""
         self.prepare()
         results: list[TaskResult] = []
         while len(results) < len(request.tasks):
             worker = self._acquire()
             healthy = False
             try:
-                healthy = self._serve(worker, request.rest(len(results)), results)
+                healthy = self._serve(worker, request.rest(len(results)), results, host)
             finally:
                 self._release(worker, healthy=healthy, replace=True)
         return results
 
-    def _serve(self, worker: _Worker, request: RunRequest, results: list[TaskResult]) -> bool:
+    def _serve(
+        self, worker: _Worker, request: RunRequest, results: list[TaskResult],
+        host: ModelHost | None = None,
+    ) -> bool:
         """Send `request` to `worker` and collect its results into `results`; False when the
         worker failed and must be retired (the failing task's result is appended)."""
         limits = request.limits
         cap = message_cap(limits.max_output_bytes)
-        budget = limits.timeout_s + self.grace_s
         try:
             worker.conn.send_bytes(request.to_wire())
         except OSError:
@@ -208,35 +243,54 @@ class WorkerPool:
             return False
         for _ in request.tasks:
             started = time.perf_counter()
-            if not worker.conn.poll(budget):
-                worker.kill()
-                results.append(
-                    TaskResult(
-                        TaskStatus.TIMEOUT,
-                        error=f"deadline of {limits.timeout_s:g} s passed while the guest was "
-                        "blocked in a host call; its worker process was killed",
-                        duration_ms=_ms(started),
+            backstop = time.monotonic() + limits.timeout_s + self.grace_s
+            while True:  # the task's step, after answering any model calls its guest makes
+                left = backstop - time.monotonic()
+                if not worker.conn.poll(max(0.0, left)):
+                    worker.kill()
+                    # The caller's correlation id (`core.context`) goes with the line; the
+                    # request carried it to the worker too.
+                    log.warning("sandbox worker %d killed: a task passed its deadline of %g s",
+                                worker.pid, limits.timeout_s)
+                    results.append(
+                        TaskResult(
+                            TaskStatus.TIMEOUT,
+                            error=f"deadline of {limits.timeout_s:g} s passed while the guest "
+                            "was blocked in a host call; its worker process was killed",
+                            duration_ms=_ms(started),
+                        )
                     )
-                )
-                return False
-            try:
-                data = worker.conn.recv_bytes(cap)
-                step = decode_step(data)
-            except (EOFError, ConnectionError):
-                results.append(_died(worker, _ms(started)))
-                return False
-            except OSError:  # "bad message length": longer than `cap`, the pipe is now closed
-                results.append(
-                    TaskResult(
-                        TaskStatus.OUTPUT_TOO_LARGE,
-                        duration_ms=_ms(started),
-                        error=f"the worker's answer is over {cap} bytes",
+                    return False
+                try:
+                    data = worker.conn.recv_bytes(max(cap, MAX_REQUEST_BYTES + HEADER_CAP))
+                    call = HostCall.from_wire(data)
+                    if call is not None:
+                        _answer(worker, call, host, backstop)
+                        # A call cut at the deadline is answered then: the worker gets its
+                        # grace from the answer to report the task's end.
+                        backstop = max(backstop, time.monotonic() + self.grace_s)
+                        continue
+                    if len(data) > cap:
+                        raise OSError("bad message length")  # a step over the caller's cap
+                    step = decode_step(data)
+                except (EOFError, ConnectionError):
+                    results.append(_died(worker, _ms(started)))
+                    return False
+                except OSError:  # "bad message length": over the cap, the pipe is now closed
+                    results.append(
+                        TaskResult(
+                            TaskStatus.OUTPUT_TOO_LARGE,
+                            duration_ms=_ms(started),
+                            error=f"the worker's answer is over {cap} bytes",
+                        )
                     )
-                )
-                return False
-            except WireError as exc:
-                results.append(TaskResult(exc.status, error=exc.reason, duration_ms=_ms(started)))
-                return False
+                    return False
+                except WireError as exc:
+                    results.append(
+                        TaskResult(exc.status, error=exc.reason, duration_ms=_ms(started))
+                    )
+                    return False
+                break
             results.append(finish(step, limits.max_output_bytes))
         return True
 
@@ -269,7 +323,7 @@ class WorkerPool:
     def _start(self) -> _Worker:
         """A new worker in a slot already counted; the slot is freed if it cannot start."""
         try:
-            return _Worker(self.prepare())
+            return _Worker(self.prepare(), env=worker_env())
         except BaseException:
             with self._cond:
                 self._count -= 1
@@ -324,8 +378,24 @@ class WorkerPool:
         self.close()
 
 
+def _answer(worker: _Worker, call: HostCall, host: ModelHost | None, deadline: float) -> None:
+    """Answer a guest's model call for `worker` with `host`, within the task's remaining time
+    as the worker measured it (its epoch deadline), and never past this process's backstop
+    `deadline`."""
+    remaining = min(call.remaining_s, deadline - time.monotonic())
+    try:
+        answer = (host or UNAVAILABLE).complete(call.model, call.messages, call.options,
+                                               remaining)
+    except Exception as exc:  # the host's own failure: the guest sees an error
+        log.exception("sandbox model host failed")
+        answer = HostAnswer.refuse("host_error", f"{type(exc).__name__}: {exc}"[:500])
+    with contextlib.suppress(OSError):  # a dead worker shows on the next poll
+        worker.conn.send_bytes(answer_to_wire(answer))
+
+
 def _died(worker: _Worker, duration_ms: float) -> TaskResult:
     reason = worker.exit_reason()
+    log.warning("sandbox worker %d %s during a task", worker.pid, reason)
     return TaskResult(
         TaskStatus.AGENT_ERROR,
         duration_ms=duration_ms,

@@ -43,6 +43,8 @@ class TaskStatus(enum.StrEnum):
     OUT_OF_MEMORY = "out_of_memory"
     OUTPUT_TOO_LARGE = "output_too_large"
     BAD_OUTPUT = "bad_output"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    """A model call of the task passed a budget (set by the host, `sandbox.plugin`)."""
 
 
 @dataclass(frozen=True)
@@ -92,5 +94,6 @@ class TaskResult:
             TaskStatus.OUT_OF_MEMORY: errors.AgentOutOfMemory,
             TaskStatus.OUTPUT_TOO_LARGE: errors.AgentOutputTooLarge,
             TaskStatus.BAD_OUTPUT: errors.AgentBadOutput,
+            TaskStatus.BUDGET_EXCEEDED: errors.AgentBudgetExceeded,
         }
         raise kinds[self.status](self, agent)

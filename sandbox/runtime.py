@@ -27,6 +27,7 @@ from typing import Any
 from sandbox import build
 from sandbox.engine import Engine, RunRequest
 from sandbox.errors import InvalidAgentSource, SandboxError
+from sandbox.host_models import ModelHost
 from sandbox.limits import SandboxLimits
 from sandbox.outcome import finish
 from sandbox.pool import WorkerPool, shared_pool
@@ -115,11 +116,13 @@ class Sandbox:
         limits: SandboxLimits | None = None,
         reuse_instance: bool = False,
         trace_memory: bool = False,
+        host: ModelHost | None = None,
     ) -> list[TaskResult]:
         """Run `source`'s entry on each task; one result per task, in order.
 
         `reuse_instance` runs the tasks in one instance (faster; globals persist between these
-        tasks). `trace_memory` reports the peak Python heap per task (slower).
+        tasks). `trace_memory` reports the peak Python heap per task (slower). `host` answers
+        the guest's model calls (`sandbox.host_models`; none: every call is refused).
         """
         agent = AgentSource.of(source)
         limits = limits or self.limits
@@ -131,12 +134,12 @@ class Sandbox:
         try:
             if self.isolation is Isolation.IN_PROCESS:
                 engine = Engine.shared(self.progress)
-                for step in engine.execute(request):
+                for step in engine.execute(request, host):
                     results.append(finish(step, limits.max_output_bytes))
             else:
                 pool = self.pool
                 pool.prepare(self.progress)
-                results = pool.run(request)
+                results = pool.run(request, host)
         finally:
             _run_counts.add(results)
         return results

@@ -14,6 +14,8 @@ Wire format (each message is one `Connection.send_bytes` frame):
   result the host made has `{"result": {"status", "error", "fuel_used", "duration_ms"}}` and no
   body. Outcomes longer than the caller could accept are replaced by an `output_too_large` result
   here, so they never cross the pipe.
+- worker -> parent, while a task runs: a guest's model call (`sandbox.host_models.HostCall`);
+  the parent answers it (`answer_to_wire`) before the task goes on.
 
 Invariants: a worker has no stdin or stdout and writes to stderr only if the interpreter itself
 fails; it runs in its own session and ignores SIGINT (the parent decides); it exits when its
@@ -36,7 +38,9 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from core.context import set_correlation_id
 from sandbox.engine import Engine, GuestOutcome, RunRequest, Step
+from sandbox.host_models import PipeHost
 from sandbox.outcome import ERROR_CAP, outcome_cap
 from sandbox.results import TaskResult, TaskStatus
 
@@ -146,11 +150,13 @@ def serve(conn: Connection, lifeline: Connection, component_path: str) -> None:
         conn.send_bytes(f"failed: {type(exc).__name__}: {exc}".encode()[:HEADER_CAP])
         os._exit(1)
     conn.send_bytes(READY)
+    host = PipeHost(conn)  # the guest's model calls go to the parent, which owns the gateway
     try:
         while True:
             request = RunRequest.from_wire(conn.recv_bytes())
+            set_correlation_id(request.correlation_id)  # for any log line of this request
             cap = request.limits.max_output_bytes
-            for step in engine.execute(request):
+            for step in engine.execute(request, host):
                 conn.send_bytes(encode_step(step, cap))
     except (EOFError, OSError):
         pass  # the pool closed this worker (or went away)

@@ -11,6 +11,9 @@ Invariants:
   without the token; the size cap and sha256 apply to the bytes from the last hop, and the
   release's digest and signature headers are those of the registry's own answer.
 - the token goes only in `Authorization: Bearer`; it is never put in a URL or an error message.
+- with a `request_id` (or `$AGENTFACTORY_REQUEST_ID`), every request carries it as `X-Request-ID`,
+  so the server's audit trail and logs tie the client's requests together; a value the server
+  would not accept (`core.context.acceptable`) is not sent.
 - plain `http` is refused before any connection unless the host is this machine (127.0.0.0/8,
   ::1, localhost) or the user opted in (`allow_http=True`, `AGENTFACTORY_ALLOW_HTTP=1`, the CLI's
   `--insecure-http`): a man in the middle could otherwise read the token and rewrite answers. An
@@ -30,6 +33,9 @@ from urllib.parse import quote
 
 import httpx
 
+from core.context import ENV as REQUEST_ID_ENV
+from core.context import HEADER as REQUEST_ID_HEADER
+from core.context import acceptable
 from marketplace.client.errors import (
     ApiError,
     ConnectionFailed,
@@ -38,6 +44,7 @@ from marketplace.client.errors import (
     NotLoggedIn,
 )
 from marketplace.client.records import (
+    AuditEvent,
     Download,
     KeyInfo,
     PackageDetail,
@@ -134,6 +141,13 @@ def redirect_target(response: httpx.Response, allow_http: bool | None) -> str:
     return str(target)
 
 
+def request_id_headers(request_id: str | None) -> dict[str, str]:
+    """`X-Request-ID: request_id` (None: `$AGENTFACTORY_REQUEST_ID`) when acceptable, else
+    nothing (the server then makes an id of its own)."""
+    chosen = acceptable(request_id if request_id is not None else os.environ.get(REQUEST_ID_ENV))
+    return {REQUEST_ID_HEADER: chosen} if chosen else {}
+
+
 class _Base:
     _allow_http: bool | None = None
 
@@ -160,12 +174,16 @@ class MarketplaceClient(_Base):
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         allow_http: bool | None = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(base_url, token)
         self._allow_http = allow_http  # also decides where a download may be redirected
         if transport is None:
             require_secure_url(self.base_url, allow_http)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport,
+            headers=request_id_headers(request_id),
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -437,6 +455,19 @@ class MarketplaceClient(_Base):
                        action="cancelling a run")
         return Run.model_validate(r.json())
 
+    # -- audit ---------------------------------------------------------------------------------
+    def audit(self, *, action: str | None = None, object: str | None = None,
+              correlation_id: str | None = None, since: str | None = None,
+              until: str | None = None, page: int = 1, per_page: int = 50) -> Page[AuditEvent]:
+        """Audit events the token may read (its account's, or all for an admin), newest first."""
+        params: dict[str, Any] = {"page": page, "per_page": per_page}
+        filters = (("action", action), ("object", object), ("correlation_id", correlation_id),
+                   ("since", since), ("until", until))
+        params.update({k: v for k, v in filters if v})
+        r = self._call("GET", "/audit", auth=True, action="reading the audit trail",
+                       params=params)
+        return Page[AuditEvent].model_validate(r.json())
+
     def run_events(self, run_id: str, after: int = 0) -> Iterator[RunEvent]:
         """The run's events as they happen (Server-Sent Events), until it is final; resumes
         after event number `after`."""
@@ -516,13 +547,15 @@ class AsyncMarketplaceClient(_Base):
     def __init__(self, base_url: str, token: str | None = None, *,
                  timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 limits: httpx.Limits | None = None, allow_http: bool | None = None) -> None:
+                 limits: httpx.Limits | None = None, allow_http: bool | None = None,
+                 request_id: str | None = None) -> None:
         super().__init__(base_url, token)
         self._allow_http = allow_http  # also decides where a download may be redirected
         if transport is None:
             require_secure_url(self.base_url, allow_http)
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
-                                       transport=transport, limits=limits or httpx.Limits())
+                                       transport=transport, limits=limits or httpx.Limits(),
+                                       headers=request_id_headers(request_id))
 
     async def __aenter__(self) -> Self:
         return self

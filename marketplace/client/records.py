@@ -188,6 +188,21 @@ class RunEvent(Record):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class AuditEvent(Record):
+    """One event of the audit trail (`/api/v1/audit`): who did what to which object, and how it
+    ended (`ok`, `refused:<code>`, `failed:<code>`)."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    outcome: str
+    correlation_id: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
 class Download(Record):
     """A downloaded archive with what the server claimed and what the client measured."""
 

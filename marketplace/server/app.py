@@ -15,9 +15,10 @@ else stops the app from being created, naming the plugin); the registry is given
 `agentfactory_validate_package` vetoes as its package check, and the factory uses the same
 manager.
 
-Middleware order (outermost first): request latency (so refusals are timed too), then body caps,
-then FastAPI's own exception handling, where every error becomes a problem document
-(`api.problems`).
+Middleware order (outermost first): the request id (around Starlette's own error handling too,
+so a 500 carries it and is logged under it: `MarketplaceApp`), request latency (so refusals are
+timed too), then body caps, then FastAPI's own exception handling, where every error becomes a
+problem document (`api.problems`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import pluggy
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
 
 from core.errors import BadContribution
 from core.plugins import answers, make_plugin_manager, package_check
@@ -40,7 +42,11 @@ from marketplace.server.api import api_router, health_router
 from marketplace.server.api.cache import ResponseCache
 from marketplace.server.api.deps import MarketState
 from marketplace.server.api.fastpath import CachedDetailMiddleware
-from marketplace.server.api.middleware import BodyLimitMiddleware, LatencyMiddleware
+from marketplace.server.api.middleware import (
+    BodyLimitMiddleware,
+    LatencyMiddleware,
+    RequestIdMiddleware,
+)
 from marketplace.server.api.problems import READ_PROBLEMS, install_problem_handlers
 from marketplace.server.metrics import ENV_MULTIPROC_DIR, ServerMetrics
 from marketplace.server.ratelimit import make_limiter
@@ -258,13 +264,21 @@ def startup_work(settings: ServerSettings, state: MarketState, alone: bool) -> N
             log.info("published %d built-in agent(s) under builtin/", len(published))
 
 
+class MarketplaceApp(FastAPI):
+    """FastAPI with `RequestIdMiddleware` outside everything, Starlette's error handling
+    included (`add_middleware` can only place a middleware inside it)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestIdMiddleware(super().build_middleware_stack())
+
+
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings.from_env()
     # A bad factory setting (environment or config.toml) fails here, as one line, before `serve`
     # prints its banner, rather than inside the lifespan.
     factory_settings(settings)
     settings.runs.require_database(settings.database_url)
-    app = FastAPI(
+    app = MarketplaceApp(
         title="Agent Factory marketplace",
         version="1",
         summary="Publish, find, install and review signed agent packages.",

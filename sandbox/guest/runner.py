@@ -6,6 +6,8 @@ module is imported. Invariants:
 - Every allowed module (`allowlist.py`) is imported here at build time; they are the only
   standard-library modules in the snapshot. Agent code imports through `_guarded_import`, which
   refuses anything else with `ImportError: module 'x' is not available in the sandbox`.
+- `agentfactory_guest` (this directory) is importable by agents too: its `complete` calls the
+  host's `complete` import, the only way out of the sandbox (to the host's model gateway).
 - Agent files never touch a filesystem: `load` receives their sources and serves them to the import
   system from memory (`_AgentFinder`), so the host gives the guest no directory at all.
 - `time.sleep` and `select.*` raise: a blocking host call is interrupted neither by fuel nor by
@@ -33,13 +35,15 @@ import time
 import tracemalloc
 import traceback
 
+import agentfactory_guest  # noqa: F401 - snapshotted at build time, imported by agents
 import wit_world
 from allowlist import ALLOWED_MODULES, BUNDLED_SUBMODULES
 
 for _name in ALLOWED_MODULES + BUNDLED_SUBMODULES:
     importlib.import_module(_name)
 
-_ALLOWED_TEXT = ", ".join(sorted(ALLOWED_MODULES))
+_HOST_MODULES = ("agentfactory_guest",)
+_ALLOWED_TEXT = ", ".join(sorted(ALLOWED_MODULES + _HOST_MODULES))
 _SLEEP_REFUSED = "sleeping and blocking waits are not available in the sandbox"
 
 
@@ -92,6 +96,8 @@ class _Capture:
 
 
 def _allowed(name):
+    if name in _HOST_MODULES:
+        return True
     for allowed in ALLOWED_MODULES:
         if name == allowed or name.startswith(allowed + "."):
             return True

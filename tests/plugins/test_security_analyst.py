@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,7 @@ import pytest
 
 from core.errors import AgentInputError
 from plugins import security_analyst
+from plugins.logic import security_analyst as logic
 from plugins.logic.security_analyst import iban_valid, luhn_valid, process, scan
 from tests.plugins import run_in_sandbox, stand_in
 
@@ -200,3 +204,110 @@ def test_the_published_package_gives_the_native_result_in_the_sandbox() -> None:
     task = {"text": LEAKY, "phones": True}
     native = json.loads(json.dumps(process(task)))
     assert run_in_sandbox("security_analyst", task) == native
+
+
+# ---------------------------------------------------------------------------------------------
+# The windows (prefilters) must not change what is found: each detector's matches with them
+# equal its pattern's `finditer` matches, over planted secrets, near misses, Unicode that `re`
+# treats specially, long runs and seeded random mixes of all of these.
+
+SAMPLES = [
+    LEAKY,
+    "card: 5555555555554444 and 378282246310005, 6011111111111117",
+    "order 4111111111111112, trace 1234567890123456789, ts 1700000000123, v1.4111111111111111",
+    "Paid with 5555-5555-5555-4444 (exp 12/27) and 3782 822463 10005.",
+    "IBAN DE89 3704 0044 0532 0130 00 BIC COBADEFFXXX / IBAN DE89 3704 0044 0532 0130 01",
+    "password = ${DB_PASSWORD}\napi_key: <your-api-key>\ntoken = os.environ['TOKEN']\n"
+    "secret = settings.SECRET_KEY\nPASSWORD=changeme\ntokenizer = bert-base-uncased\n"
+    'password_policy = strict-and-long\ndb_password = "hunter2-Tr0ub"\n'
+    '{"client_secret": "9f8e7d6c5b4a"}',
+    "GITHUB_TOKEN=ghp_" + "a1B2c3D4e5" * 3 + "f6G7h8\n"
+    "aws_secret_access_key = " + "A" * 20 + "b" * 20,
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n"
+    "-----END PRIVATE KEY-----\nnext: line\n-----BEGIN OPENSSH PRIVATE KEY-----\nMIIEvQIBA\n\n",
+    "Contact jane.doe@example.fr or +33 6 12 34 56 78, or 01 23 45 67 89.",
+    "Release 2.4.1 fixes 3 bugs; build 20240315 took 412 s on 16 cores.\n",
+    # One of every kind.
+    "id ASIAY34FZKBOKMUTVV7A secret aws_secret_key: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'",
+    "github_pat_" + "x1Y2" * 20 + "z3 gho_" + "Q" * 36 + " ghs_" + "r9" * 18,
+    "xoxp-1234567890-abcdef hook https://hooks.slack.com/services/T0ABC/B0DEF/aBcDeF123",
+    "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc" + " rk_live_" + "Zz9" * 8 + " AIza" + "S" * 35,
+    "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    "redis://:s3cr3t-pass@cache:6379 and git+ssh://deploy:hunter2@example.com/repo.git",
+    "X.API-KEY => Zq8!rT4$wP and credentials2: 'Mn7#bV2@xC' my.access_key_id=Hg5^tR8*",
+    "private-key-value:=Lk0(pO9) TOKEN_ID = qwerty123456 pwd:abc123def",
+    "NL91ABNA0417164300 GB82 WEST 1234 5698 7654 32 and mail x.y+z@mail.example.co.uk",
+    # Near misses.
+    "AKIAIOSFODNN7EXAMPL xAKIAIOSFODNN7EXAMPLE AKIAIOSFODNN7EXAMPLEX ghp_" + "a" * 35,
+    "xox- xoxz-abcdefghijk sk_test_abcdefghijklmnopqrstu AIza" + "b" * 34 + " eyJabc.eyJ.x",
+    "http://user@host x://:p@ ://a:b@c 1http://u:p@h -ftp://a:b@h mailto:a@b",
+    "pass word = abcdefg secre t=abcdefgh to-ken: abcdefgh api key = abcdefgh",
+    "FR76 3000 6000 0112 3456 7890 18 XX12 3456 7890 1234 5678 ZZ00",
+    "4111-1111 1111 1111 4111 1111 1111 1111.5 4111 1111 1111 1111,2 -4111111111111111",
+    "a@b @example.com x@y.c user@localhost first.last@sub-domain.example",
+    # What `re` matches case-insensitively beyond ASCII, and non-ASCII digits and letters.
+    "\u017fecret=abcdefgh pa\u017f\u017fword: hunter22 \u0131nternal_token=zz9988 \u212aEY",
+    "AW\u017f_SECRET_KEY=" + "w" * 40
+    + " \u0130NTERNAL_API_KEY=Qw3rty!@ \u0130\u0130 token=\u0130x",
+    "\u0664\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661"
+    "\u0661\u0661 \uff14\uff11\uff11\uff11 DE\u0668\u0669370400440532013000",
+    "jos\u00e9@example.com caf\u00e9_password=\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9x "
+    "\u2019token\u2019: \u201cabcdefgh\u201d ma\u00efl://us\u00e9r:p\u00e4ss@h\u00f6st",
+    # Long runs, searched rather than tried position by position.
+    "a" * 400 + "token=abcdefgh1 " + "-." * 300 + "secret:qwertyuiop",
+    "x" * 300 + "@example.com " + "http" + "+" * 300 + "://u:pw@h " + "1" * 600,
+    "AB" * 200 + "12 " + "token" * 100 + "=abcdefgh " + "pwd" * 120,
+]
+PIECES = [
+    "token", "TOKEN", "Secret", "api", "key", "pass", "passwd", "word", "pwd", "access",
+    "private", "credential", "s", "aws", "_", "-", ".", "=", ":", " ", "\n", '"', "'", "#", ",",
+    "@", "example.com", "://", "http", "AKIA", "ghp_", "xoxb-", "sk_live_", "AIza", "eyJ", "4111",
+    "1111", "5555", "4444", "0", "9", "FR76", "DE89", "3704", "GB", "IOSFODNN7EXAMPLE",
+    "aB3dE6gH9jK2mN5pQ8", "\u0663", "\u0130", "\u0131", "\u017f", "\u212a", "\u00e9", "-----BEGIN ",
+    "PRIVATE KEY-----", "-----END ", "=>", ":=", "(", "x" * 40,
+]
+
+
+def corpus() -> list[str]:
+    rng = random.Random(13)
+    mixes = ["".join(rng.choice(PIECES) for _ in range(rng.randint(1, 60))) for _ in range(400)]
+    prose = "The team reviewed the logs; nothing unusual was found apart from disk space.\n"
+    planted = [prose * rng.randint(0, 40) + sample + prose * rng.randint(0, 40)
+               for sample in SAMPLES]
+    return SAMPLES + mixes + planted + ["".join(rng.sample(SAMPLES, 5))]
+
+
+def found(text: str, detector: Any, windowed: bool) -> list[tuple[tuple[int, int], dict[str, Any]]]:
+    subject = logic._Subject(text)
+    matches = logic._matches(subject, detector) if windowed else detector.pattern.finditer(text)
+    return [(m.span(), m.groupdict()) for m in matches]
+
+
+def test_windows_find_exactly_what_the_patterns_find() -> None:
+    windowed = [d for d in logic.DETECTORS if d.windows is not None]
+    assert len(windowed) == 12  # all but the private keys' (a literal start: already fast)
+    for text in corpus():
+        for detector in windowed:
+            assert found(text, detector, True) == found(text, detector, False), (
+                detector.kind, text)
+
+
+def test_scan_with_windows_equals_scan_without(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = corpus()
+    fast = [scan(text, phones=True).to_dict() for text in texts]
+    plain = tuple(replace(d, windows=None) for d in logic.DETECTORS)
+    monkeypatch.setattr(logic, "DETECTORS", plain)
+    assert [scan(text, phones=True).to_dict() for text in texts] == fast
+    assert sum(len(result["findings"]) for result in fast) > 200
+
+
+def test_folding_keeps_every_case_insensitive_match_of_a_letter() -> None:
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        for char in set(re.findall(letter, everything, re.IGNORECASE)):
+            assert logic._Subject(char).folded in (letter, None), (letter, char)
+
+
+def test_windowed_patterns_never_match_nothing() -> None:
+    for detector in logic.DETECTORS:
+        assert detector.pattern.search("") is None

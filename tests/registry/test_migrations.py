@@ -37,6 +37,7 @@ TABLES = {
     "download_count",
     "download_client",
     "web_session",
+    "audit_event",
     "package_change",
     "rate_bucket",
     "account_download",

@@ -4,6 +4,7 @@ and `health_router` (`/healthz`, `/metrics`, at the root)."""
 from fastapi import APIRouter
 
 from marketplace.server.api import (
+    audit,
     keys,
     log,
     ops,
@@ -17,7 +18,7 @@ from marketplace.server.api import (
 from marketplace.server.api.ops import health_router
 
 api_router = APIRouter()
-for _module in (publishers, keys, packages, retire, reviews, runs, log, usage):
+for _module in (publishers, keys, packages, retire, reviews, runs, log, usage, audit):
     api_router.include_router(_module.router)
 api_router.include_router(ops.api_router)
 

@@ -1,4 +1,4 @@
-"""Two pure-ASGI middlewares: request-body caps and request-latency metrics.
+"""Pure-ASGI middlewares: request ids, request-body caps and request-latency metrics.
 
 Pure ASGI (not `BaseHTTPMiddleware`) because they wrap every request and must cost microseconds.
 
@@ -10,6 +10,12 @@ request the small JSON cap.
 
 Latency: observed per method, route template (never the raw path, which would explode the label
 set) and status, including requests that failed.
+
+Request ids: `RequestIdMiddleware` wraps the whole application, Starlette's error handling
+included (`app.MarketplaceApp`), so every answer (a page, a cached read, a 413, a 500) carries
+`X-Request-ID` and everything the request does runs under that correlation id (`core.context`).
+The client's header is kept only when acceptable (`core.context.acceptable`); anything else (a
+CR/LF, 10 KB, non-ASCII) is replaced by a fresh id, never echoed.
 """
 
 from __future__ import annotations
@@ -20,11 +26,37 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.context import accept, correlated
 from marketplace.server.api.problems import PROBLEM_JSON, UploadTooLarge, problem_body
 from marketplace.server.metrics import ServerMetrics
 
 API_PREFIX = "/api/v1"
 UPLOAD_PATH = f"{API_PREFIX}/packages"
+
+
+REQUEST_ID = b"x-request-id"
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((value for key, value in scope["headers"] if key == REQUEST_ID), None)
+        request_id = accept(given)
+        header = (REQUEST_ID, request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != REQUEST_ID]
+                message = {**message, "headers": [*headers, header]}
+            await send(message)
+
+        with correlated(request_id):
+            await self.app(scope, receive, send_with_id)
 
 
 class BodyLimitMiddleware:
