@@ -23,10 +23,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RUFF = Path(sys.executable).parent / "ruff"
-OWN_FOLDERS = {
-    "core", "registry", "sandbox", "marketplace", "plugins", "templates", "cli", "tests",
-    "benchmarks",
-}  # fmt: skip
+
+
+def own_folders() -> set[str]:
+    """The installed packages (setuptools' `packages.find` include) plus tests and benchmarks."""
+    find = tool_config()["setuptools"]["packages"]
+    assert isinstance(find, dict)
+    packages = find["find"]["include"]
+    assert isinstance(packages, list)
+    return {str(p).rstrip("*") for p in packages} | {"tests", "benchmarks"}
 
 
 def tool_config() -> dict[str, dict[str, object]]:
@@ -41,7 +46,7 @@ def test_ruff_and_mypy_check_the_same_own_folders() -> None:
     mypy_files = tool["mypy"]["files"]
     assert isinstance(ruff_include, list) and isinstance(mypy_files, list)
     ruff_folders = {p.split("/")[0] for p in ruff_include if p.endswith("**/*.py")}
-    assert ruff_folders == set(mypy_files) == OWN_FOLDERS
+    assert ruff_folders == set(mypy_files) == own_folders()
 
 
 def test_ruff_ignores_a_scratch_agent_folder_in_the_checkout(tmp_path: Path) -> None:

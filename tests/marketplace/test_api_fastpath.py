@@ -39,6 +39,8 @@ def test_a_write_is_seen_by_the_next_read(api: Any, acme: Actor, tmp_path: Path)
     assert api.get(DETAIL).json()["rating"]["count"] == 0
     api.get(DETAIL)  # cached now
     bob = register(api, "bob")
+    # A review counts once its author downloaded the version (verified reviews).
+    assert api.get(f"{DETAIL}/versions/1.0.0/download", headers=bob.auth).status_code == 200
     review = api.put(f"{DETAIL}/reviews", json={"stars": 4, "body": "ok"}, headers=bob.auth)
     assert review.status_code == 200, review.text
     assert api.get(DETAIL).json()["rating"]["count"] == 1

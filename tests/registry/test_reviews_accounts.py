@@ -151,7 +151,7 @@ def test_concurrent_flags_are_all_counted(published: Registry) -> None:
 
 
 def test_tokens_scopes_and_revocation(registry: Registry, acme: TestPublisher) -> None:
-    assert acme.principal.scopes == {"publish", "review"}
+    assert acme.principal.scopes == {"publish", "review", "run"}
     assert acme.principal.namespaces == {"acme"}
     review_token = registry.create_token(acme.principal, {"review"})
     principal = registry.authenticate(review_token)

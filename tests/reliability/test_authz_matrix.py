@@ -186,7 +186,8 @@ ROWS: dict[str, Row] = {
     "DELETE /api/v1/packages/{namespace}/{name}/versions/{version}/yank": Row(
         "alice", "publish", lambda w: ("DELETE", YANK, {})),
     "POST /api/v1/packages/{namespace}/{name}/versions/{version}/deprecate": Row(
-        "alice", "publish", lambda w: ("POST", f"{RELEASE}/deprecate", {"json": {"reason": "old"}})),
+        "alice", "publish",
+        lambda w: ("POST", f"{RELEASE}/deprecate", {"json": {"reason": "old"}})),
     "DELETE /api/v1/packages/{namespace}/{name}/versions/{version}/deprecate": Row(
         "alice", "publish", lambda w: ("DELETE", f"{RELEASE}/deprecate", {})),
     "POST /api/v1/packages/{namespace}/{name}/versions/{version}/revoke": Row(
