@@ -1,27 +1,19 @@
-"""`agentfactory audit` (the marketplace's audit trail) and `agentfactory admin token`.
+"""`agentfactory audit`: the marketplace's audit trail.
 
 `audit` reads `GET /api/v1/audit` with the user's token: a table on a terminal (plain lines in a
 pipe), `--json` for scripts. It shows the events of the token's account, or every event for an
 admin token. Set `AGENTFACTORY_REQUEST_ID` to make every command send that id, then
 `agentfactory audit --correlation-id ID` lists what those commands did.
-
-`admin token ACCOUNT` is the operator's way to an `admin` token: it opens the server's database
-directly (`AGENTFACTORY_HOME` / `--home`, `AGENTFACTORY_DATABASE_URL`), so only whoever already
-holds the database can mint one; no API operation can. The token is printed once, on stdout, and
-only its hash is stored; the trail records a `token.create` by `system`.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import click
 
 from cli.common import client_for, config_for, emit_json, json_option, registry_options
 from cli.output import plural, show, table
 
-__all__ = ["admin", "audit"]
+__all__ = ["audit"]
 
 
 @click.command()
@@ -54,25 +46,3 @@ def audit(action: str | None, object_: str | None, correlation_id: str | None,
                      f"{event.object_type} {event.object_id}", event.outcome,
                      event.correlation_id or "")
     show(rows, f"page {found.page} · {len(found.items)} of {plural(found.total, 'event')}")
-
-
-@click.group()
-def admin() -> None:
-    """Operator commands that work on the server's own database."""
-
-
-@admin.command("token")
-@click.argument("account")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The server's data directory (default $AGENTFACTORY_HOME).")
-def admin_token(account: str, home: Path | None) -> None:
-    """Mint an admin token for ACCOUNT (an existing publisher) and print it once."""
-    from core.context import ENV, acceptable, correlated
-    from marketplace.server.settings import ServerSettings
-    from registry.service import Registry
-
-    settings = ServerSettings.from_env(home=home)
-    # The event carries $AGENTFACTORY_REQUEST_ID like the requests of the other commands.
-    with correlated(acceptable(os.environ.get(ENV))), \
-            Registry.open(settings.home, settings.database_url) as registry:
-        click.echo(registry.operator_token(account))

@@ -40,7 +40,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "vet": ("cli.sandbox:vet", "Run a package's examples in the sandbox and print the report."),
     "serve": ("cli.serve:serve", "Start the marketplace server."),
     "audit": ("cli.audit:audit", "Show the marketplace's audit trail for your token."),
-    "admin": ("cli.audit:admin", "Operator commands on the server's database (admin token)."),
+    "admin": ("cli.admin:admin", "Operator commands on the server's database (admin token)."),
     "worker": ("cli.worker:worker", "Execute queued runs from the marketplace's PostgreSQL."),
     "keygen": ("cli.publish:keygen", "Create an Ed25519 signing key."),
     "register": ("cli.publish:register", "Register a publisher; save its token."),

@@ -216,7 +216,8 @@ def test_an_installed_package_is_not_told_to_install_itself(
 
     home = tmp_path / "home"
     home.mkdir()
-    # In the lockfile, but its files are gone: the factory skips it, so its template is unknown.
+    # In the lockfile, but its files are gone: loading refuses it (no install record), and the
+    # answer says to reinstall it, never to install it as if it were missing.
     entry = LockEntry(name="alice/my-agent", version="1.0.0", digest="ab" * 32, size=1,
                       key_id="k" * 32, public_key="", publisher="alice",
                       vetting=VettingSummary(passed=True))
@@ -225,7 +226,10 @@ def test_an_installed_package_is_not_told_to_install_itself(
     report = str(REPO / "examples" / "report.md")
     code, _, err = run_cli(capsys, "run", "alice/my-agent", "--input", report)
     assert code == 1
-    assert err == "error: template 'alice/my-agent' not found\n"
+    assert err == (
+        "error: refusing to load alice/my-agent: .agentfactory/RECORD is missing; "
+        "reinstall it with `agentfactory install --locked alice/my-agent`\n"
+    )
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
