@@ -126,6 +126,13 @@ def check(response: httpx.Response) -> httpx.Response:
     raise ApiError.from_problem(response.status_code, body, fallback=text)
 
 
+def request_id_headers(request_id: str | None) -> dict[str, str]:
+    """`X-Request-ID: request_id` (None: `$AGENTFACTORY_REQUEST_ID`) when acceptable, else
+    nothing (the server then makes an id of its own)."""
+    chosen = acceptable(request_id if request_id is not None else os.environ.get(REQUEST_ID_ENV))
+    return {REQUEST_ID_HEADER: chosen} if chosen else {}
+
+
 def redirect_target(response: httpx.Response, allow_http: bool | None) -> str:
     """The absolute URL a redirect points to, refused like the registry's own URL
     (`require_secure_url`) when it is plain http to another machine. An `InsecureUrl` names
@@ -139,13 +146,6 @@ def redirect_target(response: httpx.Response, allow_http: bool | None) -> str:
     except InsecureUrl:
         raise InsecureUrl(str(target.copy_with(query=None))) from None
     return str(target)
-
-
-def request_id_headers(request_id: str | None) -> dict[str, str]:
-    """`X-Request-ID: request_id` (None: `$AGENTFACTORY_REQUEST_ID`) when acceptable, else
-    nothing (the server then makes an id of its own)."""
-    chosen = acceptable(request_id if request_id is not None else os.environ.get(REQUEST_ID_ENV))
-    return {REQUEST_ID_HEADER: chosen} if chosen else {}
 
 
 class _Base:

@@ -27,7 +27,13 @@ from pydantic import BaseModel, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from marketplace.server.api.deps import Publisher, PublishWriter, get_state
+from marketplace.server.api.deps import (
+    ClientAddress,
+    Publisher,
+    PublishWriter,
+    get_state,
+    optional_principal,
+)
 from marketplace.server.api.fields import (
     KEY_ID,
     KEY_ID_PATTERN,
@@ -41,8 +47,10 @@ from marketplace.server.api.fields import (
 )
 from marketplace.server.api.problems import WRITE_PROBLEMS
 from marketplace.server.api.schemas import ReleaseOut, YankRequest
+from marketplace.server.client_address import rate_key
 from marketplace.server.ratelimit import account_key
 from registry.blobs import SignedUrls
+from registry.errors import AuthenticationError
 from registry.names import normalize_name
 from registry.schemas import PackageDetail, Principal, ReleasePublic, SearchPage
 
@@ -201,6 +209,7 @@ def download(
     name: NamePath,
     version: VersionPath,
     request: Request,
+    address: ClientAddress,
     install: bool = False,
 ) -> Response:
     state = get_state(request)
@@ -209,7 +218,8 @@ def download(
     if state.settings.blob_redirect and isinstance(blobs, SignedUrls):
         signer = blobs
     release, data = state.registry.download(
-        f"{namespace}/{name}", version, read=signer is None
+        f"{namespace}/{name}", version, client=_downloader(request, address),
+        read=signer is None,
     )
     state.cache.invalidate(normalize_name(release.name))  # the download count moved
     state.metrics.downloads.inc()
@@ -228,6 +238,19 @@ def download(
         return Response(status_code=307, headers=headers)
     headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return Response(data, media_type="application/zip", headers=headers)
+
+
+def _downloader(request: Request, address: str) -> str:
+    """Who counts as one downloader (once per release per day, see `Registry.download`): the
+    signed-in account, else the client's address (an IPv6 one by its /64). A bad token only
+    loses the caller its account identity; the download itself needs none."""
+    try:
+        principal = optional_principal(request)
+    except AuthenticationError:
+        principal = None
+    if principal is not None:
+        return f"publisher:{principal.publisher_id}"
+    return f"address:{rate_key(address)}"
 
 
 @router.post(
