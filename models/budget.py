@@ -6,12 +6,24 @@ call: `reserve` (estimate: input tokens from the text length, output tokens = th
 `max_tokens`; cost from the price table) → the provider call → `settle` (the reported usage is
 recorded in the ledger, the reservation released). Either step raises `BudgetExceeded` naming the
 scope and the figures; a settled call that went over is recorded all the same (it was spent) and
-its answer withheld. Settling checks the usage against the spend `reserve` read (one write, no
-read), so calls settled by other processes in between are seen by the next call, not this one.
+its answer withheld.
 
-Invariant: calls in flight in this process count against their scopes through their
-reservations, so concurrent calls cannot together pass a limit that each alone would fit
-(other processes sharing the ledger see settled spend only).
+What each step sees (the ledger keeps a running total per scope, see `models.ledger`):
+
+- `settle` records the usage and gets back, from the same transaction, the totals with it
+  included: these count every settled call of every process sharing the ledger, so the call that
+  takes a scope over its limit, whichever process made the others, gets `BudgetExceeded` (its
+  spend stays recorded). The guard keeps these totals as what it knows of each scope.
+- `reserve` checks the estimate against what the guard knows of the call's limited scopes, plus
+  the calls in flight in this process (their reservations), so concurrent calls of one process
+  cannot together pass a limit that each alone would fit. A total known for more than `fresh_s`
+  seconds (default 1 s), or never, is read from the ledger first (one point read for all of the
+  call's scopes). A known total is exact for this process's own calls and a lower bound for the
+  others': what other processes settled in the last `fresh_s` seconds, like what they have in
+  flight, is not seen before a call. Processes that share a budget can therefore overshoot it
+  by at most the calls each lets through in that window; each such call is refused when it
+  settles (its answer withheld), and the next is refused before it is sent. `fresh_s=0` reads
+  the ledger before every call (then only calls in flight elsewhere are unseen).
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ from datetime import UTC, datetime
 
 from models.config import Budgets
 from models.errors import BudgetExceeded
-from models.ledger import Spend, SpendLedger, UsageEntry
+from models.ledger import Spend, SpendLedger, TotalKey, UsageEntry, total_keys
 from models.types import CallContext, Usage
 
 CHARS_PER_TOKEN = 4
@@ -49,37 +61,49 @@ class Reservation:
     before: dict[str, Spend]
 
 
-Scope = tuple[str, str]  # ("run" | "agent_day" | "account_day", its run id, agent or account)
-
-
 class BudgetGuard:
     """Checks and settles the budgets of calls against one ledger. Thread-safe."""
 
     def __init__(
         self, budgets: Budgets, ledger: SpendLedger,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC), fresh_s: float = 1.0,
     ) -> None:
         self.budgets = budgets
         self.ledger = ledger
         self.clock = clock
+        self.fresh_s = fresh_s
         self._lock = threading.Lock()
-        self._pending: dict[Scope, Spend] = {}
+        self._pending: dict[TotalKey, Spend] = {}
+        self._known: dict[TotalKey, tuple[Spend, datetime]] = {}  # a total, and when it was
 
-    def _scopes(self, ctx: CallContext) -> list[tuple[Scope, Callable[[], Spend]]]:
-        """Each scope of a call that has a limit, with how to read its settled spend."""
-        midnight = self.clock().astimezone(UTC).replace(hour=0, minute=0, second=0,
-                                                        microsecond=0)
-        ledger = self.ledger
-        scopes: list[tuple[Scope, Callable[[], Spend]]] = []
-        if ctx.run_id is not None:
-            run_id = ctx.run_id
-            scopes.append((("run", run_id), lambda: ledger.spent(run_id=run_id)))
-        if ctx.agent:
-            scopes.append((("agent_day", ctx.agent),
-                           lambda: ledger.spent(agent=ctx.agent, since=midnight)))
-        scopes.append((("account_day", ctx.account),
-                       lambda: ledger.spent(account=ctx.account, since=midnight)))
-        return [(scope, read) for scope, read in scopes if self._has_limits(scope[0])]
+    def _learn(self, totals: dict[TotalKey, Spend], now: datetime) -> None:
+        """Remember `totals` as of `now` (under the lock). Totals only grow, so a smaller one
+        is older news and does not replace what is known."""
+        if len(self._known) > 4096:  # forget what is too old to be used
+            self._known = {k: v for k, v in self._known.items() if self._fresh(v[1], now)}
+        for key, total in totals.items():
+            known = self._known.get(key)
+            if known is None or (total.tokens, total.cost) >= (known[0].tokens, known[0].cost):
+                self._known[key] = (total, now)
+
+    def _fresh(self, when: datetime, now: datetime) -> bool:
+        return 0 <= (now - when).total_seconds() < self.fresh_s
+
+    def _settled(self, keys: list[TotalKey]) -> dict[TotalKey, Spend]:
+        """What is known of `keys`, reading the ledger for those not known lately (under the
+        lock)."""
+        now = self.clock()
+        stale = [key for key in keys
+                 if key not in self._known or not self._fresh(self._known[key][1], now)]
+        if stale:
+            self._learn(self.ledger.spent_in(stale), now)
+        return {key: self._known[key][0] for key in keys}
+
+    def _scopes(self, ctx: CallContext) -> list[TotalKey]:
+        """The running totals of a call's scopes that have a limit."""
+        today = self.clock().astimezone(UTC).date()
+        keys = total_keys(ctx.account, ctx.agent, ctx.run_id, today)
+        return [key for key in keys if self._has_limits(key.scope)]
 
     def _limits(self, scope: str) -> tuple[int | None, float | None]:
         b = self.budgets
@@ -100,15 +124,17 @@ class BudgetGuard:
     def reserve(self, ctx: CallContext, estimate: Estimate) -> Iterator[Reservation]:
         """Refuse the call if `estimate` cannot fit a scope; hold it as pending meanwhile."""
         self._check("call", Spend(), estimate.tokens, estimate.cost, "before")
-        held: list[Scope] = []
+        held: list[TotalKey] = []
         reservation = Reservation({})
         with self._lock:
-            for key, read in self._scopes(ctx):
+            keys = self._scopes(ctx)
+            settled = self._settled(keys)
+            for key in keys:
                 pending = self._pending.get(key, Spend())
-                done = read()
-                reservation.before[key[0]] = done
-                self._check(key[0], Spend(done.tokens + pending.tokens,
-                                          done.cost + pending.cost),
+                done = settled[key]
+                reservation.before[key.scope] = done
+                self._check(key.scope, Spend(done.tokens + pending.tokens,
+                                             done.cost + pending.cost),
                             estimate.tokens, estimate.cost, "before")
                 held.append(key)
             for key in held:
@@ -129,12 +155,17 @@ class BudgetGuard:
 
     def settle(self, ctx: CallContext, usage: Usage, reservation: Reservation) -> None:
         """Record `usage`; raise `BudgetExceeded` if it took a scope over its limit (counted
-        from the spend `reserve` read, so settling costs one write and no read)."""
-        self.ledger.record(UsageEntry(
-            at=self.clock(), account=ctx.account, agent=ctx.agent, run_id=ctx.run_id,
+        from the totals the ledger returns with the write: one transaction, no other read)."""
+        now = self.clock()
+        after = self.ledger.record(UsageEntry(
+            at=now, account=ctx.account, agent=ctx.agent, run_id=ctx.run_id,
             provider=usage.provider, model=usage.model, input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens, cost=usage.cost, latency_ms=usage.latency_ms,
         ))
+        with self._lock:
+            self._learn(after, now)
         self._check("call", Spend(), usage.tokens, usage.cost, "after")
-        for scope, spent in reservation.before.items():
-            self._check(scope, spent, usage.tokens, usage.cost, "after")
+        for key, total in after.items():
+            if self._has_limits(key.scope):
+                before = Spend(total.tokens - usage.tokens, total.cost - usage.cost)
+                self._check(key.scope, before, usage.tokens, usage.cost, "after")

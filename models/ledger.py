@@ -1,13 +1,19 @@
 """Where spend is kept: the `SpendLedger` interface and its in-memory implementation.
 
 A ledger stores one `UsageEntry` per settled model call and answers two kinds of questions:
-how much a scope (a run; an agent or an account since a moment) has spent, for the budgets, and
-the totals by day, model and agent, for `agentfactory usage`, `GET /api/v1/usage` and `/metrics`.
-`models.ledger_sql.SqlLedger` keeps the same entries in a database (the registry's, or a local
-SQLite file for the CLI); `MemoryLedger` keeps them in a list, for tests and one-off scripts.
+how much a budget scope has spent, for the budgets, and the totals by day, model and agent, for
+`agentfactory usage`, `GET /api/v1/usage` and `/metrics`. `models.ledger_sql.SqlLedger` keeps the
+same entries in a database (the registry's, or a local SQLite file for the CLI); `MemoryLedger`
+keeps them in a list, for tests and one-off scripts.
 
-Invariants: entries are append-only; token counts and costs are non-negative; `spent` sums
-exactly the entries of its scope; every timestamp is timezone-aware UTC.
+The budgets read running totals, not sums: each entry counts in the totals of its scopes
+(`total_keys`: its run over the run's life, its agent and its account in the entry's UTC day),
+updated together with the entry. `record` returns those totals as they are once the entry is in
+(read in the same transaction, so they include every writer's entries), `spent_in` reads them.
+
+Invariants: entries are append-only; token counts and costs are non-negative; a running total
+equals the sum of its scope's entries; `spent` sums exactly the entries of its scope; every
+timestamp is timezone-aware UTC.
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Protocol
+from datetime import UTC, date, datetime
+from typing import NamedTuple, Protocol
+
+ALL_TIME = "all"  # the period of a run's total
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +71,37 @@ class UsageTotal:
     cost: float
 
 
+class TotalKey(NamedTuple):
+    """One running total: (`run`, run id, `all`), (`agent_day` | `account_day`, name, ISO day)."""
+
+    scope: str
+    name: str
+    period: str
+
+
+def total_keys(account: str, agent: str, run_id: str | None, day: date) -> list[TotalKey]:
+    """The totals a call counts in (an agent named "" has none), sorted: writers that update
+    them in one order cannot deadlock."""
+    keys = [TotalKey("account_day", account, day.isoformat())]
+    if agent:
+        keys.append(TotalKey("agent_day", agent, day.isoformat()))
+    if run_id is not None:
+        keys.append(TotalKey("run", run_id, ALL_TIME))
+    return sorted(keys)
+
+
+def entry_keys(entry: UsageEntry) -> list[TotalKey]:
+    return total_keys(entry.account, entry.agent, entry.run_id, entry.at.astimezone(UTC).date())
+
+
 class SpendLedger(Protocol):
-    def record(self, entry: UsageEntry) -> None: ...
+    def record(self, entry: UsageEntry) -> dict[TotalKey, Spend]:
+        """Append `entry`; the totals it counts in, this entry included."""
+        ...
+
+    def spent_in(self, keys: Sequence[TotalKey]) -> dict[TotalKey, Spend]:
+        """The running totals of `keys` (an empty `Spend` for one with nothing yet)."""
+        ...
 
     def spent(
         self, *, run_id: str | None = None, agent: str | None = None,
@@ -83,11 +120,23 @@ class MemoryLedger:
 
     def __init__(self) -> None:
         self.entries: list[UsageEntry] = []
+        self._totals: dict[TotalKey, Spend] = {}
         self._lock = threading.Lock()
 
-    def record(self, entry: UsageEntry) -> None:
+    def record(self, entry: UsageEntry) -> dict[TotalKey, Spend]:
+        tokens = entry.input_tokens + entry.output_tokens
+        after = {}
         with self._lock:
             self.entries.append(entry)
+            for key in entry_keys(entry):
+                total = self._totals.get(key, Spend())
+                after[key] = self._totals[key] = Spend(total.tokens + tokens,
+                                                       total.cost + entry.cost)
+        return after
+
+    def spent_in(self, keys: Sequence[TotalKey]) -> dict[TotalKey, Spend]:
+        with self._lock:
+            return {key: self._totals.get(key, Spend()) for key in keys}
 
     def spent(
         self, *, run_id: str | None = None, agent: str | None = None,

@@ -1,17 +1,21 @@
-"""The `model_usage` table: one row per settled model call, on the registry's metadata.
+"""The spend tables, on the registry's metadata: `model_usage` and `spend_total`.
 
-The registry's Alembic migration `0006_model_usage` creates it in the registry database
-(server-side accounting); `models.ledger_sql.SqlLedger.local` creates it alone in a SQLite file
-for a user's own machine. The database enforces that token counts, cost and latency are
-non-negative. `day` is the UTC date of `at`, stored so the per-day budgets and reports group on
-an indexed column.
+`model_usage` holds one row per settled model call; `spend_total` the running total of each budget
+scope (a run over its life, an agent or an account in one UTC day), kept by the ledger in the same
+transaction as each `model_usage` insert, so that a budget check is one point read.
+
+The registry's Alembic migrations `0007_model_usage` and `0011_spend_total` create them in the
+registry database (server-side accounting); `models.ledger_sql.SqlLedger.local` creates them in a
+SQLite file for a user's own machine. The database enforces that token counts, cost and latency are
+non-negative. `day` is the UTC date of `at`, stored so the per-day reports group on an indexed
+column.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import CheckConstraint, Index
+from sqlalchemy import BigInteger, CheckConstraint, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -45,3 +49,22 @@ class UsageRecord(SQLModel, table=True):
     output_tokens: int
     cost: float
     latency_ms: float
+
+
+class SpendTotal(SQLModel, table=True):
+    """What one budget scope has spent: the sum of its `model_usage` rows.
+
+    `scope` is `run`, `agent_day` or `account_day`; `name` the run id, agent or account; `period`
+    the UTC day (`2026-12-01`) of a day scope, `all` for a run.
+    """
+
+    __tablename__ = "spend_total"
+    __table_args__ = (
+        CheckConstraint("tokens >= 0 AND cost >= 0", name="spend_total_figures"),
+    )
+
+    scope: str = Field(primary_key=True, max_length=16)
+    name: str = Field(primary_key=True, max_length=200)
+    period: str = Field(primary_key=True, max_length=10)
+    tokens: int = Field(sa_type=BigInteger)
+    cost: float
