@@ -79,7 +79,7 @@ def differences(engine: Engine) -> list[str]:
 def test_empty_database_upgrades_to_head_with_search(empty_engine: Engine) -> None:
     assert tables(empty_engine) == set()
     init_db(empty_engine)
-    assert revision(empty_engine) == head_revision() == "0010"
+    assert revision(empty_engine) == head_revision() == "0011"
     assert tables(empty_engine) >= TABLES
     assert fts_available(empty_engine)
 
