@@ -11,6 +11,12 @@ time zone pinned to UTC: the models store naive UTC timestamps, and PostgreSQL w
 convert aware ones to the server's local time on the way in. Write paths lock the rows they
 recompute (`SELECT ... FOR UPDATE`), which SQLite ignores and does not need.
 
+On SQLite, `write_session` and `write_connection` also queue the threads of this process on one
+lock per engine before `BEGIN IMMEDIATE`: SQLite's own busy handler, which is what a writer
+otherwise waits on, sleeps between retries (1, 2, 5, 10... ms) and misses the moment the lock
+is released, so under concurrency most of a write's time was spent asleep. Processes sharing
+the file still wait on the busy timeout, as before.
+
 The schema belongs to Alembic (`registry/migrations`): `init_db` upgrades any database to the
 head revision, in one transaction under a migration lock (SQLite's write lock; a PostgreSQL
 advisory lock), so several processes starting at once migrate it exactly once. A database
@@ -25,8 +31,10 @@ comparison by `include_object`.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,14 +240,38 @@ def read_session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+_write_locks: weakref.WeakKeyDictionary[object, threading.RLock] = weakref.WeakKeyDictionary()
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock(engine: Engine) -> AbstractContextManager[object]:
+    """This process's queue for `engine`'s SQLite write lock (see the module docstring)."""
+    if not is_sqlite(engine):
+        return nullcontext()
+    with _write_locks_guard:  # one lock per pool: engines made by execution_options share it
+        lock = _write_locks.get(engine.pool)
+        if lock is None:
+            lock = _write_locks[engine.pool] = threading.RLock()
+    return lock
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction takes the write lock up front (SQLite) and commits on exit."""
     bind = engine.execution_options(**_WRITE) if is_sqlite(engine) else engine
-    with Session(bind, expire_on_commit=False) as session:
+    with _write_lock(engine), Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """`write_session` for SQLAlchemy Core: a connection in a write transaction (taking the
+    write lock up front on SQLite) that commits on exit, or rolls back on an error."""
+    bind = engine.execution_options(**_WRITE) if is_sqlite(engine) else engine
+    with _write_lock(engine), bind.begin() as conn:
+        yield conn
