@@ -37,7 +37,7 @@ import procrastinate
 from procrastinate.schema import SchemaManager
 from sqlalchemy import func, make_url, text
 from sqlalchemy import select as sql_select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from runs.slots import reason
@@ -84,25 +84,24 @@ class RunQueue:
         # Never opened: every call below brings its own connection.
         self.app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector())
 
-    def enqueue(self, s: Session, run_id: str) -> None:
-        """Defer `run_id`'s job inside the session's transaction (`RunStore.enqueue`)."""
+    def enqueue(self, conn: Connection, run_id: str) -> None:
+        """Defer `run_id`'s job inside the connection's transaction (`RunStore.enqueue`)."""
         try:
-            with s.begin_nested():
-                self._defer(s.connection().connection.driver_connection, run_id)
+            with conn.begin_nested():
+                self._defer(conn.connection.driver_connection, run_id)
         except procrastinate.exceptions.AlreadyEnqueued:
             pass  # a job already waits for this run
 
     def redeliver(self) -> list[str]:
         """Defer a job for every queued run that has none waiting or running; their ids."""
-        with Session(self.engine) as s:
-            run_ids = list(s.execute(text(
+        with self.engine.begin() as conn:
+            run_ids = list(conn.execute(text(
                 "SELECT r.id FROM run r WHERE r.status = 'queued' AND NOT EXISTS ("
                 " SELECT 1 FROM procrastinate_jobs j WHERE j.queueing_lock = r.id"
                 " AND j.status IN ('todo', 'doing')) ORDER BY r.created_at LIMIT 1000"
             )).scalars())
             for run_id in run_ids:
-                self.enqueue(s, run_id)
-            s.commit()
+                self.enqueue(conn, run_id)
         return run_ids
 
     def abort(self, run_id: str) -> None:

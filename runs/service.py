@@ -46,8 +46,10 @@ class RunService:
         *,
         timeout_s: float | None = None,
         idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> tuple[RunPublic, bool]:
-        """The queued run (and True), or the run an earlier use of `idempotency_key` made."""
+        """The queued run (and True), or the run an earlier use of `idempotency_key` made;
+        `actor` is the account's name, for the audit trail."""
         from runs.errors import NoMatchingAgentVersion
 
         settings = self.store.settings
@@ -68,7 +70,7 @@ class RunService:
             agent=agent, agent_name=template.name, version=template.version, input=task,
             timeout_s=timeout, idempotency_key=idempotency_key,
         )
-        run, created = self.store.create(publisher_id, new)
+        run, created = self.store.create(publisher_id, new, actor=actor)
         if created:
             self.engine.submit(run.id)
             self.watch.notify(run.id)

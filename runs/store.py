@@ -18,15 +18,23 @@ Invariants (each a single write transaction that locks the run's row first):
 - `cancel` ends a queued run at once; a running one gets `cancel_requested`, which its engine
   acts on (it kills the run's worker); a final run is left as it is.
 - Every state change appends a `RunEvent` (numbered per run from 1) in the same transaction,
-  so the event stream and the run's state never disagree.
+  so the event stream and the run's state never disagree. The number is computed in the insert
+  itself (one more than the run's last, an index lookup), after the run's row was locked or
+  changed, so two transactions never number one run's events alike.
 - A run of another account is `RunNotFound`, exactly like a run that does not exist.
-- Submission, start, end and cancel each append an audit event (`registry.audit`) in the same
-  transaction, with the run's correlation id (that of the request that submitted it, stored on
-  the run); a workflow's end appends one `step.finish` per step. A refused submission or cancel
-  appends its `refused:` event in a transaction of its own.
-- `enqueue(session, run_id)`, when an engine sets it, is called inside every transaction that
+- Submission, start, end and cancel each append an audit event (`registry.audit`: its table,
+  its limits on `detail`) in the same transaction, with the run's correlation id (that of the
+  request that submitted it, stored on the run); a workflow's end appends one `step.finish` per
+  step. A refused submission or cancel appends its `refused:` event in a transaction of its own.
+- `enqueue(conn, run_id)`, when an engine sets it, is called inside every transaction that
   makes a run `queued` (creation, a lease expired, a worker lost): a distributed engine defers
   its job there, so a queued run and its job are committed together or not at all.
+
+The hot path (create, claim, heartbeat, finish, get) is written in SQLAlchemy Core: a claim is
+one `UPDATE ... WHERE status = 'queued' RETURNING`, a heartbeat one conditional `UPDATE`, and
+no ORM unit of work is flushed. The conditional updates are also what makes a claim safe
+without a prior `SELECT ... FOR UPDATE` on PostgreSQL: a second claimer waits for the first's
+row lock, then finds the row no longer `queued`.
 
 Time comes from `now` (injectable), so tests drive lease expiry without waiting.
 """
@@ -35,20 +43,19 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
 
 from core.context import correlation_id
 from core.errors import AgentFactoryError, AgentInputError
 from registry import audit
-from registry.db import init_db, read_session, write_session
-from registry.models import utcnow
+from registry.db import init_db, write_connection
+from registry.models import AuditEvent, Publisher, utcnow
 from runs.errors import IdempotencyConflict, QuotaExceeded, RunNotFound
 from runs.models import Run, RunEvent
 from runs.schemas import (
@@ -66,8 +73,16 @@ from runs.schemas import (
 from runs.settings import RunSettings
 
 Heartbeat = Literal["ok", "cancel", "lost"]
-Enqueue = Callable[[Session, str], None]
+Enqueue = Callable[[Connection, str], None]
+Row = Mapping[Any, Any]  # a run's row: Core's RowMapping, or a dict of its columns
 HOUR = timedelta(hours=1)
+
+# Set by SQLModel's metaclass, unknown to its stubs.
+RUN: Table = Run.__table__  # type: ignore[attr-defined]
+EVENT: Table = RunEvent.__table__  # type: ignore[attr-defined]
+AUDIT: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+PUBLISHER: Table = Publisher.__table__  # type: ignore[attr-defined]
+_BLANK: dict[str, Any] = {column.name: None for column in RUN.columns}
 
 
 def new_run_id() -> str:
@@ -92,18 +107,21 @@ class RunStore:
 
     # ----------------------------------------------------------------------------- submitting
 
-    def create(self, publisher_id: int, new: NewRun) -> tuple[RunPublic, bool]:
-        """The new queued run, and True; or, for a used idempotency key, that run and False."""
+    def create(
+        self, publisher_id: int, new: NewRun, *, actor: str | None = None
+    ) -> tuple[RunPublic, bool]:
+        """The new queued run, and True; or, for a used idempotency key, that run and False.
+        `actor` is the account's name for the audit trail (read from the database if None)."""
         try:
             input_json = json.dumps(new.input, separators=(",", ":"), allow_nan=False)
         except ValueError:
             raise AgentInputError("input: numbers must be finite (no NaN or Infinity)") from None
         try:
-            return self._create(publisher_id, new, input_json)
+            return self._create(publisher_id, new, input_json, actor)
         except AgentFactoryError as exc:  # a quota, a reused idempotency key
             audit.record_refusal(
-                self.engine, exc, "run.submit", audit.Actor("", publisher_id), "run", "(new)",
-                detail={"agent": new.agent_name},
+                self.engine, exc, "run.submit", audit.Actor(actor or "", publisher_id), "run",
+                "(new)", detail={"agent": new.agent_name},
             )
             raise
         except IntegrityError:
@@ -113,68 +131,67 @@ class RunStore:
                 raise
             return existing, False
 
-    def _create(self, publisher_id: int, new: NewRun, input_json: str) -> tuple[RunPublic, bool]:
-        with write_session(self.engine) as s:
+    def _create(
+        self, publisher_id: int, new: NewRun, input_json: str, actor: str | None
+    ) -> tuple[RunPublic, bool]:
+        with write_connection(self.engine) as conn:
             if new.idempotency_key is not None:
-                row = _row_by_key(s, publisher_id, new.idempotency_key)
+                row = _row_by_key(conn, publisher_id, new.idempotency_key)
                 if row is not None:
-                    if (row.agent, row.input_json) != (new.agent, input_json):
-                        raise IdempotencyConflict(new.idempotency_key, row.id)
+                    if (row["agent"], row["input_json"]) != (new.agent, input_json):
+                        raise IdempotencyConflict(new.idempotency_key, row["id"])
                     return _public(row), False
             now = self.now()
-            self._check_quotas(s, publisher_id, now)
-            row = Run(
-                id=new_run_id(), publisher_id=publisher_id, agent=new.agent,
-                agent_name=new.agent_name, version=new.version, input_json=input_json,
-                timeout_s=new.timeout_s, idempotency_key=new.idempotency_key, created_at=now,
-                correlation_id=correlation_id(),
-            )
-            s.add(row)
-            s.flush()
-            audit.record(
-                s, "run.submit", audit.Actor("", publisher_id), "run", row.id,
-                owner_id=publisher_id, detail={"agent": new.agent_name, "version": new.version},
-                at=now,
-            )
-            _event(s, row, "queued", {"agent": new.agent_name, "version": new.version}, now)
+            self._check_quotas(conn, publisher_id, now)
+            values = {
+                "id": new_run_id(), "publisher_id": publisher_id, "agent": new.agent,
+                "agent_name": new.agent_name, "version": new.version, "input_json": input_json,
+                "status": "queued", "timeout_s": new.timeout_s,
+                "idempotency_key": new.idempotency_key, "created_at": now, "attempt": 0,
+                "cancel_requested": False, "correlation_id": correlation_id(),
+            }
+            conn.execute(insert(RUN).values(values))
+            row = {**_BLANK, **values}
+            detail = {"agent": new.agent_name, "version": new.version}
+            _event(conn, row["id"], "queued", detail, now, seq=1)
+            who = audit.Actor(actor or _account_name(conn, publisher_id), publisher_id)
+            _audit(conn, [_audit_row("run.submit", who, "run", row, detail, now)])
             if self.enqueue is not None:
-                self.enqueue(s, row.id)
+                self.enqueue(conn, row["id"])
             return _public(row), True
 
-    def _check_quotas(self, s: Session, publisher_id: int, now: datetime) -> None:
+    def _check_quotas(self, conn: Connection, publisher_id: int, now: datetime) -> None:
         limits = self.settings
-        mine = col(Run.publisher_id) == publisher_id
+        mine = RUN.c.publisher_id == publisher_id
         if limits.max_concurrent:
-            active = s.exec(
-                select(func.count()).select_from(Run).where(mine, col(Run.status).in_(ACTIVE))
-            ).one()
+            active = conn.execute(
+                select(func.count()).select_from(RUN).where(mine, RUN.c.status.in_(ACTIVE))
+            ).scalar_one()
             if active >= limits.max_concurrent:
                 raise QuotaExceeded("concurrent", limits.max_concurrent, 1)
         if limits.max_per_hour:
             since = now - HOUR
-            recent = s.exec(
-                select(func.count()).select_from(Run).where(mine, col(Run.created_at) > since)
+            recent, oldest = conn.execute(
+                select(func.count(), func.min(RUN.c.created_at))
+                .where(mine, RUN.c.created_at > since)
             ).one()
             if recent >= limits.max_per_hour:
-                oldest = s.exec(
-                    select(func.min(Run.created_at)).where(mine, col(Run.created_at) > since)
-                ).one()
                 wait = (_aware(oldest) + HOUR - _aware(now)).total_seconds() if oldest else 1
                 raise QuotaExceeded("hourly", limits.max_per_hour, max(1.0, wait))
 
     def _by_key(self, publisher_id: int, key: str | None) -> RunPublic | None:
         if key is None:
             return None
-        with read_session(self.engine) as s:
-            row = _row_by_key(s, publisher_id, key)
+        with self.engine.connect() as conn:
+            row = _row_by_key(conn, publisher_id, key)
             return None if row is None else _public(row)
 
     # ------------------------------------------------------------------------------- reading
 
     def get(self, run_id: str, publisher_id: int | None = None) -> RunPublic:
         """Run `run_id`; with `publisher_id`, only if it is that account's."""
-        with read_session(self.engine) as s:
-            return _public(_row(s, run_id, publisher_id))
+        with self.engine.connect() as conn:
+            return _public(_row(conn, run_id, publisher_id))
 
     def list_runs(
         self,
@@ -186,137 +203,134 @@ class RunStore:
         per_page: int = 20,
     ) -> RunPage:
         """The account's runs, newest first."""
-        where = [col(Run.publisher_id) == publisher_id]
+        where = [RUN.c.publisher_id == publisher_id]
         if status is not None:
-            where.append(col(Run.status) == status)
+            where.append(RUN.c.status == status)
         if agent is not None:
-            where.append(col(Run.agent_name) == agent)
-        with read_session(self.engine) as s:
-            total = s.exec(select(func.count()).select_from(Run).where(*where)).one()
-            rows = s.exec(
-                select(Run).where(*where)
-                .order_by(col(Run.created_at).desc(), col(Run.id))
+            where.append(RUN.c.agent_name == agent)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(RUN).where(*where)).scalar_one()
+            rows = conn.execute(
+                select(RUN).where(*where)
+                .order_by(RUN.c.created_at.desc(), RUN.c.id)
                 .offset((page - 1) * per_page).limit(per_page)
-            ).all()
-            items = [_public(row) for row in rows]
-        return RunPage(items=items, total=total, page=page, per_page=per_page)
+            ).mappings().all()
+        return RunPage(
+            items=[_public(row) for row in rows], total=total, page=page, per_page=per_page
+        )
 
     def events(
         self, run_id: str, after: int = 0, publisher_id: int | None = None
     ) -> list[RunEventPublic]:
         """The run's events numbered above `after`, in order."""
-        with read_session(self.engine) as s:
-            _row(s, run_id, publisher_id)
-            rows = s.exec(
-                select(RunEvent).where(RunEvent.run_id == run_id, col(RunEvent.seq) > after)
-                .order_by(col(RunEvent.seq))
+        with self.engine.connect() as conn:
+            _row(conn, run_id, publisher_id)
+            rows = conn.execute(
+                select(EVENT.c.seq, EVENT.c.kind, EVENT.c.data_json, EVENT.c.at)
+                .where(EVENT.c.run_id == run_id, EVENT.c.seq > after).order_by(EVENT.c.seq)
             ).all()
-            return [
-                RunEventPublic(seq=r.seq, kind=r.kind, data=json.loads(r.data_json), at=r.at)
-                for r in rows
-            ]
+        return [
+            RunEventPublic(seq=seq, kind=kind, data=json.loads(data), at=at)
+            for seq, kind, data, at in rows
+        ]
 
     def queued(self, limit: int = 1000) -> list[str]:
         """Ids of queued runs, oldest first."""
-        with read_session(self.engine) as s:
-            return list(s.exec(
-                select(Run.id).where(Run.status == "queued")
-                .order_by(col(Run.created_at)).limit(limit)
-            ).all())
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(RUN.c.id).where(RUN.c.status == "queued")
+                .order_by(RUN.c.created_at).limit(limit)
+            ).scalars())
 
     # ------------------------------------------------------------------------------ executing
 
     def claim(self, run_id: str, owner: str) -> Claim | None:
         """Run `run_id` for `owner`, if it is still queued; None otherwise."""
-        with write_session(self.engine) as s:
-            row = s.get(Run, run_id, with_for_update=True)
-            if row is None or row.status != "queued":
+        now = self.now()
+        with write_connection(self.engine) as conn:
+            row = conn.execute(
+                update(RUN).where(RUN.c.id == run_id, RUN.c.status == "queued")
+                .values(
+                    status="running", attempt=RUN.c.attempt + 1, lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=self.settings.lease_s),
+                    started_at=now,
+                )
+                .returning(
+                    RUN.c.id, RUN.c.publisher_id, RUN.c.attempt, RUN.c.agent, RUN.c.agent_name,
+                    RUN.c.input_json, RUN.c.timeout_s, RUN.c.correlation_id,
+                )
+            ).mappings().first()
+            if row is None:
                 return None
-            now = self.now()
-            row.status = "running"
-            row.attempt += 1
-            row.lease_owner = owner
-            row.lease_expires_at = now + timedelta(seconds=self.settings.lease_s)
-            row.started_at = now
-            s.add(row)
-            _event(s, row, "running", {"attempt": row.attempt}, now)
-            audit.record(
-                s, "run.start", audit.SYSTEM, "run", row.id, owner_id=row.publisher_id,
-                detail={"attempt": row.attempt, "worker": owner},
-                correlation=row.correlation_id, at=now,
-            )
+            _event(conn, run_id, "running", {"attempt": row["attempt"]}, now)
+            detail = {"attempt": row["attempt"], "worker": owner}
+            _audit(conn, [_audit_row("run.start", audit.SYSTEM, "run", row, detail, now)])
             return Claim(
-                run_id=row.id, attempt=row.attempt, owner=owner, agent=row.agent,
-                agent_name=row.agent_name, input=json.loads(row.input_json),
-                timeout_s=row.timeout_s, correlation_id=row.correlation_id,
+                run_id=run_id, attempt=row["attempt"], owner=owner, agent=row["agent"],
+                agent_name=row["agent_name"], input=json.loads(row["input_json"]),
+                timeout_s=row["timeout_s"], correlation_id=row["correlation_id"],
             )
 
     def heartbeat(self, claim: Claim) -> Heartbeat:
         """Renew the claim's lease: "ok", "cancel" (renewed, but a cancel was asked for) or
         "lost" (the lease is no longer this claim's: stop and write nothing)."""
-        with write_session(self.engine) as s:
-            row = self._held(s, claim)
-            if row is None:
-                return "lost"
-            row.lease_expires_at = self.now() + timedelta(seconds=self.settings.lease_s)
-            s.add(row)
-            return "cancel" if row.cancel_requested else "ok"
+        expires = self.now() + timedelta(seconds=self.settings.lease_s)
+        with write_connection(self.engine) as conn:
+            cancel = conn.execute(
+                update(RUN).where(*_held(claim)).values(lease_expires_at=expires)
+                .returning(RUN.c.cancel_requested)
+            ).scalar()
+        if cancel is None:
+            return "lost"
+        return "cancel" if cancel else "ok"
 
     def finish(self, claim: Claim, outcome: Outcome) -> bool:
         """Record the claim's outcome; False (and nothing written) if the claim is stale."""
-        with write_session(self.engine) as s:
-            row = self._held(s, claim)
+        with write_connection(self.engine) as conn:
+            row = _locked(conn, *_held(claim))
             if row is None:
                 return False
-            _settle(s, row, outcome, self.now())
+            _settle(conn, row, outcome, self.now())
             return True
 
     def release(self, claim: Claim, reason: str) -> str:
         """Give a claimed run back (its worker was lost): queued again, or failed after
         `max_attempts` deliveries. Returns the run's new status ("" if the claim is stale)."""
-        with write_session(self.engine) as s:
-            row = self._held(s, claim)
+        with write_connection(self.engine) as conn:
+            row = _locked(conn, *_held(claim))
             if row is None:
                 return ""
-            return self._requeue(s, row, reason)
+            return self._requeue(conn, row, reason)
 
     def expire_leases(self, *, everything: bool = False) -> list[str]:
         """Requeue (or end) every running run whose lease has expired (with `everything`, every
         running run: its server is known dead); the ids of those requeued."""
         now = self.now()
-        query = select(Run).where(Run.status == "running")
+        query = select(RUN).where(RUN.c.status == "running")
         if not everything:
-            query = query.where(col(Run.lease_expires_at) < now)
-        with write_session(self.engine) as s:
-            rows = s.exec(query.with_for_update()).all()
-            return [row.id for row in rows if self._requeue(s, row, "lease expired") == "queued"]
+            query = query.where(RUN.c.lease_expires_at < now)
+        with write_connection(self.engine) as conn:
+            rows = conn.execute(query.with_for_update()).mappings().all()
+            requeued = [self._requeue(conn, row, "lease expired") for row in rows]
+        return [row["id"] for row, status in zip(rows, requeued, strict=True) if status == "queued"]
 
-    def _requeue(self, s: Session, row: Run, reason: str) -> str:
+    def _requeue(self, conn: Connection, row: Row, reason: str) -> str:
         now = self.now()
-        if row.cancel_requested:
-            _settle(s, row, Outcome.failure("cancelled", "cancelled", "cancelled"), now)
-        elif row.attempt >= self.settings.max_attempts:
-            message = f"worker lost ({reason}) on each of {row.attempt} attempts"
-            _settle(s, row, Outcome.failure("failed", "worker_lost", message), now)
+        if row["cancel_requested"]:
+            outcome = Outcome.failure("cancelled", "cancelled", "cancelled")
+        elif row["attempt"] >= self.settings.max_attempts:
+            message = f"worker lost ({reason}) on each of {row['attempt']} attempts"
+            outcome = Outcome.failure("failed", "worker_lost", message)
         else:
-            row.status = "queued"
-            row.lease_owner = row.lease_expires_at = None
-            s.add(row)
-            _event(s, row, "requeued", {"attempt": row.attempt, "reason": reason}, now)
+            conn.execute(
+                update(RUN).where(RUN.c.id == row["id"])
+                .values(status="queued", lease_owner=None, lease_expires_at=None)
+            )
+            _event(conn, row["id"], "requeued", {"attempt": row["attempt"], "reason": reason}, now)
             if self.enqueue is not None:
-                self.enqueue(s, row.id)
-        return row.status
-
-    def _held(self, s: Session, claim: Claim) -> Run | None:
-        row = s.get(Run, claim.run_id, with_for_update=True)
-        if (
-            row is None
-            or row.status != "running"
-            or row.attempt != claim.attempt
-            or row.lease_owner != claim.owner
-        ):
-            return None
-        return row
+                self.enqueue(conn, row["id"])
+            return "queued"
+        return str(_settle(conn, row, outcome, now)["status"])
 
     # ----------------------------------------------------------------------------- cancelling
 
@@ -330,120 +344,186 @@ class RunStore:
             raise
 
     def _cancel(self, run_id: str, publisher_id: int | None, who: audit.Actor) -> RunPublic:
-        with write_session(self.engine) as s:
-            row = _row(s, run_id, publisher_id, lock=True)
+        with write_connection(self.engine) as conn:
+            row = _row(conn, run_id, publisher_id, lock=True)
             now = self.now()
-            audit.record(
-                s, "run.cancel", who, "run", row.id, owner_id=row.publisher_id,
-                detail={"status": row.status}, at=now,
-            )
-            if row.status == "queued":
-                _settle(s, row, Outcome.failure("cancelled", "cancelled", "cancelled"), now)
-            elif row.status == "running" and not row.cancel_requested:
-                row.cancel_requested = True
-                s.add(row)
-                _event(s, row, "cancel_requested", {}, now)
+            if who.publisher_id is not None and not who.name:
+                who = audit.Actor(_account_name(conn, who.publisher_id), who.publisher_id)
+            detail = {"status": row["status"]}
+            _audit(conn, [_audit_row("run.cancel", who, "run", row, detail, now, of_request=True)])
+            if row["status"] == "queued":
+                cancelled = Outcome.failure("cancelled", "cancelled", "cancelled")
+                row = _settle(conn, row, cancelled, now)
+            elif row["status"] == "running" and not row["cancel_requested"]:
+                conn.execute(update(RUN).where(RUN.c.id == run_id).values(cancel_requested=True))
+                _event(conn, run_id, "cancel_requested", {}, now)
+                row = {**row, "cancel_requested": True}
             return _public(row)
 
 
 # --------------------------------------------------------------------------------- helpers
 
 
-def _row(s: Session, run_id: str, publisher_id: int | None, *, lock: bool = False) -> Run:
-    row = s.get(Run, run_id, with_for_update=lock)
-    if row is None or (publisher_id is not None and row.publisher_id != publisher_id):
+def _held(claim: Claim) -> tuple[Any, ...]:
+    """The conditions under which `claim` still holds its run's lease."""
+    return (
+        RUN.c.id == claim.run_id, RUN.c.status == "running", RUN.c.attempt == claim.attempt,
+        RUN.c.lease_owner == claim.owner,
+    )
+
+
+def _locked(conn: Connection, *where: Any) -> Row | None:
+    return conn.execute(select(RUN).where(*where).with_for_update()).mappings().first()
+
+
+def _row(conn: Connection, run_id: str, publisher_id: int | None, *, lock: bool = False) -> Row:
+    query = select(RUN).where(RUN.c.id == run_id)
+    row = conn.execute(query.with_for_update() if lock else query).mappings().first()
+    if row is None or (publisher_id is not None and row["publisher_id"] != publisher_id):
         raise RunNotFound(run_id)
     return row
 
 
-def _row_by_key(s: Session, publisher_id: int, key: str) -> Run | None:
-    return s.exec(
-        select(Run).where(Run.publisher_id == publisher_id, Run.idempotency_key == key)
-    ).first()
+def _row_by_key(conn: Connection, publisher_id: int, key: str) -> Row | None:
+    return conn.execute(
+        select(RUN).where(RUN.c.publisher_id == publisher_id, RUN.c.idempotency_key == key)
+    ).mappings().first()
 
 
-def _settle(s: Session, row: Run, outcome: Outcome, now: datetime) -> None:
-    """Write `outcome` as the run's final state (the caller checked the run may take it)."""
-    assert row.status not in FINAL, row.status
-    row.status = outcome.status
-    row.result_json = None if outcome.result is None else json.dumps(outcome.result)
-    if outcome.error is not None:
-        row.error_code = outcome.error.code
-        row.error_message = outcome.error.message
-        detail = outcome.error.detail
-        row.error_detail_json = None if detail is None else json.dumps(detail)
+def _account_name(conn: Connection, publisher_id: int) -> str:
+    """The account's name for the audit trail (`registry.audit.account`, in Core)."""
+    name = conn.execute(select(PUBLISHER.c.name).where(PUBLISHER.c.id == publisher_id)).scalar()
+    return str(name) if name is not None else f"#{publisher_id}"
+
+
+def _settle(conn: Connection, row: Row, outcome: Outcome, now: datetime) -> dict[str, Any]:
+    """Write `outcome` as the run's final state (the caller locked the run and checked it may
+    take it); the run's row as it is now."""
+    assert row["status"] not in FINAL, row["status"]
+    error = outcome.error
+    duration_ms = outcome.duration_ms
+    if duration_ms is None and row["started_at"] is not None:
+        duration_ms = (_aware(now) - _aware(row["started_at"])).total_seconds() * 1000
+    changes: dict[str, Any] = {
+        "status": outcome.status,
+        "result_json": None if outcome.result is None else json.dumps(outcome.result),
+        "finished_at": now, "duration_ms": duration_ms, "fuel_used": outcome.fuel_used,
+        "memory_peak_bytes": outcome.memory_peak_bytes, "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if error is not None:
+        changes["error_code"] = error.code
+        changes["error_message"] = error.message
+        changes["error_detail_json"] = None if error.detail is None else json.dumps(error.detail)
     if outcome.version is not None:
-        row.version = outcome.version
+        changes["version"] = outcome.version
     if outcome.agent_name is not None:
-        row.agent_name = outcome.agent_name
-    row.finished_at = now
-    row.duration_ms = outcome.duration_ms
-    if outcome.duration_ms is None and row.started_at is not None:
-        row.duration_ms = (_aware(now) - _aware(row.started_at)).total_seconds() * 1000
-    row.fuel_used = outcome.fuel_used
-    row.memory_peak_bytes = outcome.memory_peak_bytes
-    row.lease_owner = row.lease_expires_at = None
-    s.add(row)
-    data: dict[str, Any] = {"version": row.version}
-    if outcome.error is not None:
-        data["error"] = outcome.error.model_dump()
-    _event(s, row, outcome.status, data, now)
-    for step in outcome.steps:
-        audit.record(
-            s, "step.finish", audit.SYSTEM, "step", f"{row.id}/{step.name}",
-            owner_id=row.publisher_id,
+        changes["agent_name"] = outcome.agent_name
+    conn.execute(update(RUN).where(RUN.c.id == row["id"]).values(changes))
+    settled = {**row, **changes}
+    data: dict[str, Any] = {"version": settled["version"]}
+    if error is not None:
+        data["error"] = error.model_dump()
+    _event(conn, row["id"], outcome.status, data, now)
+    events = [
+        _audit_row(
+            "step.finish", audit.SYSTEM, "step", settled,
+            {"status": step.status, "agent": step.agent, "version": step.version,
+             "duration_ms": step.duration_ms},
+            now, object_id=f"{row['id']}/{step.name}",
             outcome="failed:step_failed" if step.status == "failed" else "ok",
-            detail={"status": step.status, "agent": step.agent, "version": step.version,
-                    "duration_ms": step.duration_ms},
-            correlation=row.correlation_id, at=now,
         )
-    code = None if outcome.error is None else outcome.error.code
-    audit.record(
-        s, "run.finish", audit.SYSTEM, "run", row.id, owner_id=row.publisher_id,
-        outcome="ok" if outcome.status == "succeeded" else f"failed:{code or outcome.status}",
-        detail={"status": row.status, "agent": row.agent_name, "version": row.version,
-                "duration_ms": row.duration_ms, "fuel_used": row.fuel_used},
-        correlation=row.correlation_id, at=now,
-    )
-
-
-def _event(s: Session, row: Run, kind: str, data: dict[str, Any], now: datetime) -> None:
-    last = s.exec(select(func.max(RunEvent.seq)).where(RunEvent.run_id == row.id)).one()
-    s.add(RunEvent(
-        run_id=row.id, seq=(last or 0) + 1, kind=kind, data_json=json.dumps(data), at=now
+        for step in outcome.steps
+    ]
+    code = None if error is None else error.code
+    events.append(_audit_row(
+        "run.finish", audit.SYSTEM, "run", settled,
+        {"status": settled["status"], "agent": settled["agent_name"],
+         "version": settled["version"], "duration_ms": duration_ms,
+         "fuel_used": outcome.fuel_used},
+        now, outcome="ok" if outcome.status == "succeeded" else f"failed:{code or outcome.status}",
     ))
+    _audit(conn, events)
+    return settled
+
+
+def _event(
+    conn: Connection, run_id: str, kind: str, data: dict[str, Any], now: datetime,
+    *, seq: int | None = None,
+) -> None:
+    """Append the run's next event (`seq`: its number when the caller knows it)."""
+    number: Any = seq
+    if number is None:
+        number = (
+            select(func.coalesce(func.max(EVENT.c.seq), 0) + 1)
+            .where(EVENT.c.run_id == run_id).scalar_subquery()
+        )
+    conn.execute(insert(EVENT).values(
+        run_id=run_id, seq=number, kind=kind, data_json=json.dumps(data), at=now
+    ))
+
+
+def _audit_row(
+    action: str,
+    actor: audit.Actor,
+    object_type: str,
+    run: Row,
+    detail: dict[str, Any],
+    at: datetime,
+    *,
+    object_id: str | None = None,
+    outcome: str = "ok",
+    of_request: bool = False,
+) -> dict[str, Any]:
+    """One audit event about `run`, as `registry.audit.record` would write it, under the
+    run's correlation id (with `of_request`, the current request's)."""
+    assert action in audit.ACTIONS and object_type in audit.OBJECT_TYPES, (action, object_type)
+    correlation = None if of_request else run["correlation_id"]
+    return {
+        "at": at, "actor": actor.name[:64], "actor_id": actor.publisher_id, "action": action,
+        "object_type": object_type, "object_id": (object_id or run["id"])[:200],
+        "owner_id": run["publisher_id"], "outcome": outcome[:80],
+        "correlation_id": correlation or correlation_id(),
+        "detail_json": audit.bounded_detail(detail),
+    }
+
+
+def _audit(conn: Connection, events: list[dict[str, Any]]) -> None:
+    conn.execute(insert(AUDIT), events)
 
 
 def _aware(moment: datetime) -> datetime:
     """SQLite gives back naive UTC timestamps; make them comparable with aware ones."""
-    from datetime import UTC
-
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _public(row: Run) -> RunPublic:
+def _public(row: Row) -> RunPublic:
     error = None
-    if row.error_code is not None:
-        detail = None if row.error_detail_json is None else json.loads(row.error_detail_json)
-        error = RunErrorInfo(code=row.error_code, message=row.error_message or "", detail=detail)
+    if row["error_code"] is not None:
+        detail = row["error_detail_json"]
+        error = RunErrorInfo(
+            code=row["error_code"], message=row["error_message"] or "",
+            detail=None if detail is None else json.loads(detail),
+        )
+    result = row["result_json"]
     return RunPublic(
-        id=row.id,
-        status=row.status,  # type: ignore[arg-type]  # the database's check constraint
-        agent=row.agent,
-        agent_name=row.agent_name,
-        version=row.version,
-        input=json.loads(row.input_json),
-        result=None if row.result_json is None else json.loads(row.result_json),
+        id=row["id"],
+        status=row["status"],
+        agent=row["agent"],
+        agent_name=row["agent_name"],
+        version=row["version"],
+        input=json.loads(row["input_json"]),
+        result=None if result is None else json.loads(result),
         error=error,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
         usage=RunUsage(
-            duration_ms=row.duration_ms, fuel_used=row.fuel_used,
-            memory_peak_bytes=row.memory_peak_bytes,
+            duration_ms=row["duration_ms"], fuel_used=row["fuel_used"],
+            memory_peak_bytes=row["memory_peak_bytes"],
         ),
-        timeout_s=row.timeout_s,
-        idempotency_key=row.idempotency_key,
-        attempt=row.attempt,
-        cancel_requested=row.cancel_requested,
+        timeout_s=row["timeout_s"],
+        idempotency_key=row["idempotency_key"],
+        attempt=row["attempt"],
+        cancel_requested=row["cancel_requested"],
     )

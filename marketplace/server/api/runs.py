@@ -75,6 +75,7 @@ def submit_run(
         run, created = runs.submit(
             factory, principal.publisher_id, body.agent, body.input,
             timeout_s=body.timeout_s, idempotency_key=body.idempotency_key,
+            actor=principal.name,
         )
     except QuotaExceeded as exc:
         raise QuotaLimited(exc) from exc
