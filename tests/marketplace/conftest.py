@@ -19,7 +19,6 @@ End-to-end (a real server, for the client helper's tests too):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -147,19 +146,12 @@ class Actor:
         return {"Authorization": f"Bearer {self.token}"}
 
     def sign(self, archive: bytes, name: str, version: str) -> str:
-        """A v2 signature (covering the file record), or v1 for an archive that cannot be
-        opened (tests of refusals that come before the signature check)."""
+        """The signature `agentfactory publish` would send (`tests.signing.sign_archive`)."""
         import base64
 
-        from registry.archive import open_archive, record_digest
-        from registry.errors import RegistryError
+        from tests.signing import sign_archive
 
-        digest = hashlib.sha256(archive).hexdigest()
-        try:
-            record: str | None = record_digest(open_archive(archive))
-        except RegistryError:
-            record = None
-        return base64.b64encode(self.key.sign_release(digest, name, version, record)).decode()
+        return base64.b64encode(sign_archive(self.key, archive, name, version)).decode()
 
     def publish(self, archive: bytes, name: str, version: str, **overrides: Any) -> httpx.Response:
         data = {"signature": self.sign(archive, name, version), "key_id": self.key.key_id}

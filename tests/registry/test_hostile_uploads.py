@@ -386,7 +386,7 @@ def test_downloads_count_once_per_client_per_day(registry: Registry, acme: TestP
         registry.download("acme/summarizer", "1.0.0", client="address:203.0.113.9")
     assert registry.package("acme/summarizer").downloads == 1
     registry.download("acme/summarizer", "1.0.0", client="address:198.51.100.1")
-    registry.download("acme/summarizer", "1.0.0", client="publisher:7")
+    registry.download("acme/summarizer", "1.0.0", client=f"publisher:{acme.principal.publisher_id}")
     registry.download("acme/summarizer", "1.1.0", client="address:203.0.113.9")  # other release
     assert registry.package("acme/summarizer").downloads == 4
     with Session(registry.engine) as s:

@@ -16,7 +16,6 @@ counts equal the number of distinct releases the clients downloaded (every clien
 from __future__ import annotations
 
 import base64
-import hashlib
 import random
 import sqlite3
 import threading
@@ -37,10 +36,12 @@ from registry.signing import SigningKey
 from tests.marketplace.conftest import LiveServer
 from tests.reliability.conftest import Figures
 from tests.reliability.corpus import valid
+from tests.signing import sign_archive
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
 CLIENTS = 32
+ANONYMOUS = "anonymous"
 OPS_PER_CLIENT = 12
 DEADLINE_S = 60.0  # a bound, not an expectation: the run normally takes a few seconds
 CONTESTED = ["2.0.0", "2.1.0", "2.2.0", "2.3.0"]
@@ -57,7 +58,8 @@ class Client:
     home: Path
     own_versions: int = 1
     reviews: dict[str, int] = field(default_factory=dict)  # package -> last acknowledged stars
-    downloads: set[tuple[str, str]] = field(default_factory=set)  # (package, version) fetched
+    # (package, version, who) fetched; who is the account, or ANONYMOUS
+    downloads: set[tuple[str, str, str]] = field(default_factory=set)
     contested: list[tuple[str, int]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ops: Counter[str] = field(default_factory=Counter)
@@ -74,7 +76,7 @@ def _auth(token: str) -> dict[str, str]:
 def _publish(http: httpx.Client, token: str, key: SigningKey, name: str, version: str,
              summary: str = "Summarizes text") -> httpx.Response:
     archive = valid(name=name, version=version, summary=summary)
-    signature = key.sign_release(hashlib.sha256(archive).hexdigest(), name, version)
+    signature = sign_archive(key, archive, name, version)
     return http.post("/api/v1/packages", headers=_auth(token), files={
         "archive": ("pkg.zip", archive, "application/zip")},
         data={"signature": base64.b64encode(signature).decode(), "key_id": key.key_id})
@@ -112,6 +114,12 @@ def _step(client: Client, rng: random.Random, server: str) -> None:
                             version, summary=f"Summarizes text, by {client.name}")
         client.contested.append((version, response.status_code))
     elif op == "review":
+        # A review counts once its author downloaded the version (verified reviews): download
+        # it signed in first, which counts once more, for this account.
+        fetched = client.http.get(f"/api/v1/packages/{other}/versions/1.0.0/download",
+                                  headers=_auth(client.token))
+        if fetched.status_code == 200:
+            client.downloads.add((other, "1.0.0", client.name))
         stars = rng.randint(1, 5)
         response = client.http.put(f"/api/v1/packages/{other}/reviews", headers=_auth(
             client.token), json={"stars": stars, "body": f"{client.name} says {stars}"})
@@ -120,13 +128,14 @@ def _step(client: Client, rng: random.Random, server: str) -> None:
     elif op == "download":
         response = client.http.get(f"/api/v1/packages/{other}/versions/1.0.0/download")
         if response.status_code == 200:
-            client.downloads.add((other, "1.0.0"))
+            client.downloads.add((other, "1.0.0", ANONYMOUS))
     else:
         # A fresh home per install, so every install really downloads.
         home = client.home / f"install{sum(client.ops.values())}"
         with MarketplaceClient(server) as market:
             result = Installer(market, home, vetter=_accept).install(other)
-        client.downloads.update((entry.name, entry.version) for entry in result.installed)
+        client.downloads.update(
+            (entry.name, entry.version, ANONYMOUS) for entry in result.installed)
         return
     if response.status_code >= 500:
         client.errors.append(f"{op}: {response.status_code} {response.text[:200]}")
@@ -149,14 +158,15 @@ def _database_checks(db: Path) -> list[str]:
         for row in conn.execute(
             "SELECT p.normalized_name, p.review_count, p.stars_sum, p.stars_1, p.stars_2, "
             "p.stars_3, p.stars_4, p.stars_5, "
-            "(SELECT count(*) FROM review r WHERE r.package_id = p.id), "
-            "(SELECT coalesce(sum(stars), 0) FROM review r WHERE r.package_id = p.id) "
-            "FROM package p"
+            "(SELECT count(*) FROM review r WHERE r.package_id = p.id AND r.verified), "
+            "(SELECT coalesce(sum(stars), 0) FROM review r WHERE r.package_id = p.id "
+            "AND r.verified) FROM package p"
         ):
             name, count, total, *histogram, raw_count, raw_sum = row
             raw_histogram = [conn.execute(
                 "SELECT count(*) FROM review r JOIN package p ON p.id = r.package_id "
-                "WHERE p.normalized_name = ? AND r.stars = ?", (name, s)).fetchone()[0]
+                "WHERE p.normalized_name = ? AND r.stars = ? AND r.verified",
+                (name, s)).fetchone()[0]
                 for s in range(1, 6)]
             if (count, total, histogram) != (raw_count, raw_sum, raw_histogram):
                 problems.append(f"{name}: aggregates {count}/{total}/{histogram} != rows "
@@ -171,8 +181,12 @@ def _database_checks(db: Path) -> list[str]:
 def test_many_clients_at_once_lose_and_duplicate_nothing(
     live_server_factory: Callable[..., LiveServer], figures: Figures, tmp_path: Path
 ) -> None:
+    # Budgets off, and one vetting slot per client: the contested publishes share one account,
+    # and the per-account vetting cap (tested in test_vetting_attack) would answer them 429.
     server = live_server_factory(AGENTFACTORY_BOOTSTRAP="0", AGENTFACTORY_PUBLISH_RATE="0",
-                                 AGENTFACTORY_REVIEW_RATE="0", AGENTFACTORY_TOKEN_RATE="0")
+                                 AGENTFACTORY_REVIEW_RATE="0", AGENTFACTORY_TOKEN_RATE="0",
+                                 AGENTFACTORY_VET_PER_PUBLISHER="64",
+                                 AGENTFACTORY_VET_CONCURRENCY="64")
     setup = httpx.Client(base_url=server, timeout=60.0)
     shared_token, shared_key = _register(setup, "shared")
     clients: list[Client] = []
@@ -214,7 +228,10 @@ def test_many_clients_at_once_lose_and_duplicate_nothing(
         assert rating["count"] == len(expected)
         for stars in range(1, 6):
             assert rating["histogram"][str(stars)] == list(expected.values()).count(stars)
-        downloads = len({got for c in clients for got in c.downloads if got[0] == target})
+        # Downloads count once per client per release a day: every anonymous request comes from
+        # one address here, each signed-in one from its account.
+        downloads = len({(version, who) for c in clients
+                         for name, version, who in c.downloads if name == target})
         assert setup.get(f"/api/v1/packages/{target}").json()["downloads"] == downloads
     setup.close()
     for client in clients:

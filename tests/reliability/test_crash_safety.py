@@ -31,6 +31,7 @@ from tests.marketplace.conftest import start_server, stop_server
 from tests.reliability.conftest import Figures
 from tests.reliability.corpus import valid
 from tests.reliability.test_concurrency import _database_checks
+from tests.signing import sign_archive
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
@@ -70,8 +71,7 @@ def _writer(state: Round, index: int, round_no: int, keys: dict[str, tuple[str, 
                     version = f"{round_no + 1}.{index}.{n}"
                     # Padding makes the blob write take long enough to be interrupted.
                     archive = valid(name="owner/pkg", version=version, pad_to=200_000)
-                    signature = key.sign_release(
-                        hashlib.sha256(archive).hexdigest(), "owner/pkg", version)
+                    signature = sign_archive(key, archive, "owner/pkg", version)
                     response = http.post("/api/v1/packages", headers=_auth(token), files={
                         "archive": ("p.zip", archive, "application/zip")}, data={
                         "signature": base64.b64encode(signature).decode(),
@@ -105,7 +105,7 @@ def _setup(url: str) -> dict[str, tuple[str, SigningKey]]:
             keys[name] = (token, key)
         archive = valid(name="owner/pkg", version="0.1.0")
         token, key = keys["owner"]
-        signature = key.sign_release(hashlib.sha256(archive).hexdigest(), "owner/pkg", "0.1.0")
+        signature = sign_archive(key, archive, "owner/pkg", "0.1.0")
         published = http.post("/api/v1/packages", headers=_auth(token), files={
             "archive": ("p.zip", archive, "application/zip")}, data={
             "signature": base64.b64encode(signature).decode(), "key_id": key.key_id})

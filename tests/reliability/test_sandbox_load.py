@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import threading
 import time
@@ -32,6 +31,7 @@ from sandbox import errors as sbx
 from tests.marketplace.conftest import start_server, stop_server
 from tests.registry.factories import package_files
 from tests.reliability.conftest import Figures
+from tests.signing import sign_archive
 
 pytestmark = [pytest.mark.reliability, pytest.mark.sandbox, pytest.mark.e2e]
 
@@ -149,7 +149,7 @@ def _publisher(http: httpx.Client, name: str) -> tuple[str, SigningKey]:
 def _upload(http: httpx.Client, token: str, key: SigningKey, files: dict[str, bytes],
             name: str, version: str = "1.0.0") -> httpx.Response:
     archive = pack_files(files)
-    signature = key.sign_release(hashlib.sha256(archive).hexdigest(), name, version)
+    signature = sign_archive(key, archive, name, version)
     return http.post("/api/v1/packages", headers=_auth(token), timeout=300.0, files={
         "archive": ("p.zip", archive, "application/zip")}, data={
         "signature": base64.b64encode(signature).decode(), "key_id": key.key_id})
