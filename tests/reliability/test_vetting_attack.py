@@ -95,7 +95,9 @@ def test_examples_past_the_upload_budget_are_not_run(
 ) -> None:
     problem = refused(server, author, hostile_files("author/slow", source, examples=6))
     assert problem["http_status"] == 422 and problem["code"] == "VettingFailed", problem
-    assert "not run: the upload's vetting budget of 2.5 s was spent" in problem["detail"]
+    # The budget stops the upload: the example running when it ran out is cut to what was left,
+    # and the examples after it are reported not run (which of the six is cut depends on load).
+    assert "the upload's vetting budget of 2.5 s" in problem["detail"], problem
 
 
 def _nested(depth: int) -> object:
