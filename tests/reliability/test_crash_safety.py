@@ -110,6 +110,12 @@ def _setup(url: str) -> dict[str, tuple[str, SigningKey]]:
             "archive": ("p.zip", archive, "application/zip")}, data={
             "signature": base64.b64encode(signature).decode(), "key_id": key.key_id})
         assert published.status_code == 201, published.text
+        # Each reviewer downloads the release first, so their reviews are verified: they make
+        # the rating aggregates the store check recomputes.
+        for index in range(WRITERS):
+            fetched = http.get("/api/v1/packages/owner/pkg/versions/0.1.0/download",
+                               headers=_auth(keys[f"reviewer{index}"][0]))
+            assert fetched.status_code == 200, fetched.text
     return keys
 
 
