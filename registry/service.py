@@ -20,7 +20,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_version
 from sqlalchemy import delete, update
-from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from registry import accounts, audit, retire, reviews
@@ -686,8 +686,10 @@ def _first_download_today(s: Session, release: Release, client: str) -> bool:
     today = datetime.now(UTC).date()
     who = hashlib.sha256(client.encode("utf-8", errors="surrogatepass")).hexdigest()
     stmt = _insert(s, DownloadClient, {"release_id": release.id, "day": today, "client": who})
-    result = s.execute(stmt.on_conflict_do_nothing())
-    inserted = isinstance(result, CursorResult) and result.rowcount == 1
+    # RETURNING, not rowcount: through the ORM session, PostgreSQL's driver reports no rowcount
+    # for an INSERT ... ON CONFLICT DO NOTHING, and every download looked like a repeat there.
+    returned = s.execute(stmt.on_conflict_do_nothing().returning(col(DownloadClient.release_id)))
+    inserted = returned.first() is not None
     if inserted:
         # Only today's rows can deduplicate anything; yesterday's are dead weight.
         s.execute(delete(DownloadClient).where(col(DownloadClient.day) < today))
