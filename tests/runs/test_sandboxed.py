@@ -12,16 +12,21 @@ from tests.runs.conftest import register
 
 pytestmark = pytest.mark.sandbox
 
-# Appended to the scaffold's process.py: on request, spin instead of counting words.
-SPIN = '''
+# Appended to the scaffold's process.py: on request, block in a WASI sleep reached past the
+# runner's import guard, instead of counting words. Blocking burns no fuel, so only the run's
+# deadline (the worker killed with its task) can end it, however fast or busy the machine.
+BLOCK = '''
 
+import json as _json
+
+_real_import = _json.__dict__["__builtins__"]["__import__"]
 _counted = process
 
 
 def process(task):
-    if task.get("spin"):
-        while True:
-            pass
+    if task.get("block"):
+        _real_import("sys").modules.pop("time")
+        _real_import("time").sleep(600)
     return _counted(task)
 '''
 
@@ -35,7 +40,7 @@ def installed_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     registry = FakeRegistry(tmp_path / "src")
     key = SigningKey.generate()
     registry.add_key("acme", key)
-    registry.publish("acme", key, "acme/words", "1.0", process_extra=SPIN)
+    registry.publish("acme", key, "acme/words", "1.0", process_extra=BLOCK)
     home = tmp_path / "client-home"
     Installer(registry.client(), home, vetter=sandbox_vetter()).install("acme/words")
     # The server's factory and its workers read installed agents from $AGENTFACTORY_HOME.
@@ -43,14 +48,12 @@ def installed_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def test_a_spinning_guest_times_out_while_other_runs_finish(
+def test_a_blocking_guest_times_out_while_other_runs_finish(
     installed_home: Path, make_app: Callable[..., Any]
 ) -> None:
     client = make_app(workers=2)
     jane = register(client, "jane")
-    # 1 s: well before the guest's fuel runs out (about 2 s of guest CPU), so the deadline, not
-    # fuel, is what stops it, however busy the machine.
-    spinning = jane.submit("acme/words", {"text": "x", "spin": True}, timeout_s=1).json()["id"]
+    blocking = jane.submit("acme/words", {"text": "x", "block": True}, timeout_s=1).json()["id"]
     counted = [jane.submit("acme/words", {"text": "one two " * n}).json()["id"]
                for n in range(1, 6)]
     native = jane.submit("documentaliste", {"text": "Still served."}).json()["id"]
@@ -58,7 +61,7 @@ def test_a_spinning_guest_times_out_while_other_runs_finish(
     assert [r["result"]["words"] for r in results] == [2, 4, 6, 8, 10]
     assert all(r["version"] == "1.0" and r["usage"]["fuel_used"] > 0 for r in results)
     assert jane.wait(native)["status"] == "succeeded"
-    final = jane.wait(spinning)
-    assert final["status"] == "timed_out", final
+    final = jane.wait(blocking)
+    assert final["status"] == "timed_out", final["error"]
     assert final["error"]["code"] in ("timeout", "deadline")
 
