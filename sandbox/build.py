@@ -57,20 +57,16 @@ class Step(str):
         line.expected_s = expected_s
         return line
 
-ENV_CACHE = "AGENTFACTORY_CACHE"
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 ENGINE_SETTINGS: dict[str, Any] = {"consume_fuel": True, "epoch_interruption": True}
 """Settings baked into compiled code; part of the cache key."""
 
 
 def cache_dir() -> Path:
-    """`$AGENTFACTORY_CACHE/sandbox`, else the user cache dir's `agentfactory/sandbox`."""
-    env = os.environ.get(ENV_CACHE)
-    if env:
-        return Path(env).expanduser() / "sandbox"
-    from platformdirs import user_cache_dir
+    """`sandbox/` under the project's cache directory (`core.paths.cache_home`)."""
+    from core.paths import cache_home
 
-    return Path(user_cache_dir("agentfactory", appauthor=False)) / "sandbox"
+    return cache_home() / "sandbox"
 
 
 def guest_files() -> dict[str, bytes]:
