@@ -4,12 +4,14 @@
     python benchmarks/run.py runs
 
 - `runs.submit_to_result_p50_ms` (and p90): one client, one run at a time, of the built-in
-  native agent `documentaliste` on a short text: `POST /api/v1/runs`, then `GET /runs/{id}?wait`
-  until it is final. Median of `SEQUENTIAL` runs after a warm-up.
-- `runs.per_s`: sustained throughput, `CONCURRENCY` clients submitting and waiting for runs of
-  the same agent over keep-alive connections, `TOTAL` runs (after as many to warm up); every
-  result is checked. A request that meets a connection the server just closed is sent again
-  (submissions carry an idempotency key); `retried` says how many were.
+  native agent `documentaliste` on a short text: `POST /api/v1/runs?wait=30`, which answers
+  with the final run. Median of `SEQUENTIAL` runs after a warm-up.
+- `runs.per_s`: sustained throughput, `CONCURRENCY` clients (aiohttp, one event loop) each
+  submitting runs of the same agent with `?wait` over keep-alive connections, `TOTAL` runs
+  (after as many to warm up); every result is checked. A request that meets a connection the
+  server just closed is sent again (submissions carry an idempotency key); `retried` says how
+  many were. `runs.per_s_two_requests`: the same, with the submission answered at once and the
+  result long-polled with `GET /runs/{id}?wait` (two requests per run).
 - `runs.sandboxed_per_s`: the same with a community agent installed in the server's home and
   run under the sandbox (policy `always`), `SANDBOXED_TOTAL` runs.
 
@@ -68,11 +70,10 @@ def register(url: str) -> dict[str, str]:
 
 
 def run_once(client: Any, agent: str, task: dict[str, Any]) -> dict[str, Any]:
-    submitted = client.post("/api/v1/runs", json={"agent": agent, "input": task})
-    assert submitted.status_code == 202, submitted.text
-    done = client.get(f"/api/v1/runs/{submitted.json()['id']}", params={"wait": 30})
+    """One run, its result in the answer to its submission (`POST /runs?wait`)."""
+    done = client.post("/api/v1/runs", params={"wait": 30}, json={"agent": agent, "input": task})
     body: dict[str, Any] = done.json()
-    assert body["status"] == "succeeded", body
+    assert done.status_code == 200 and body["status"] == "succeeded", body
     return body
 
 
@@ -91,47 +92,55 @@ def sequential(url: str, auth: dict[str, str]) -> list[float]:
 
 
 async def sustained(url: str, auth: dict[str, str], agent: str, total: int,
-                    task_of: Any, check: Any) -> tuple[float, int]:
-    """Runs per second, and how many requests were sent again (see `retrying`)."""
-    import httpx
+                    task_of: Any, check: Any, *, one_request: bool = True) -> tuple[float, int]:
+    """Runs per second, and how many requests were sent again (see `retrying`). Each client
+    submits with `?wait` and gets the result in the answer (`one_request`), or submits and then
+    long-polls `GET /runs/{id}?wait`."""
+    import aiohttp
 
     budget = [total]
     retries = [0]
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
 
-    async def retrying(client: httpx.AsyncClient, method: str, path: str,
-                       **options: Any) -> httpx.Response:
+    async def retrying(session: aiohttp.ClientSession, method: str, path: str,
+                       **options: Any) -> tuple[int, dict[str, Any]]:
         # On a loaded machine a keep-alive connection is now and then closed by the server as
-        # the next request goes out (httpx.ReadError). Both requests are safe to send again:
-        # the submission carries an idempotency key, the long poll only reads.
+        # the next request goes out. Both requests are safe to send again: the submission
+        # carries an idempotency key, the long poll only reads.
         for attempt in range(3):
             try:
-                return await client.request(method, path, **options)
-            except httpx.TransportError:
+                async with session.request(method, path, **options) as reply:
+                    return reply.status, await reply.json()
+            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
                 if attempt == 2:
                     raise
                 retries[0] += 1
         raise AssertionError("unreachable")
 
-    async def loop(client: httpx.AsyncClient) -> None:
+    async def loop(session: aiohttp.ClientSession) -> None:
         while budget[0] > 0:
             budget[0] -= 1
             n = budget[0]
             body = {"agent": agent, "input": task_of(n), "idempotency_key": secrets.token_hex(8)}
-            submitted = await retrying(client, "POST", "/api/v1/runs", json=body)
-            # 200: a retried submission that had reached the server the first time.
-            assert submitted.status_code in (200, 202), submitted.text
-            run_url = f"/api/v1/runs/{submitted.json()['id']}"
-            done = await retrying(client, "GET", run_url, params={"wait": 60})
-            run = done.json()
+            wait = {"wait": "60"}
+            status, run = await retrying(
+                session, "POST", "/api/v1/runs", json=body, params=wait if one_request else None
+            )
+            # 200: the run ended within the wait, or a retried submission reached the server.
+            assert status in (200, 202), run
+            if run["status"] not in ("succeeded", "failed", "timed_out", "cancelled"):
+                status, run = await retrying(
+                    session, "GET", f"/api/v1/runs/{run['id']}", params=wait
+                )
             assert run["status"] == "succeeded" and check(n, run["result"]), run
 
-    async with httpx.AsyncClient(base_url=url, headers=auth, timeout=120,
-                                 limits=limits) as client:
-        await asyncio.gather(*(loop(client) for _ in range(CONCURRENCY)))  # warm-up
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(url, headers=auth, connector=connector,
+                                     timeout=timeout) as session:
+        await asyncio.gather(*(loop(session) for _ in range(CONCURRENCY)))  # warm-up
         budget[0], retries[0] = total, 0
         started = time.perf_counter()
-        await asyncio.gather(*(loop(client) for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(loop(session) for _ in range(CONCURRENCY)))
         return total / (time.perf_counter() - started), retries[0]
 
 
@@ -157,7 +166,7 @@ def wanted(prefix: str, *names: str) -> bool:
 
 def main(prefix: str = "runs") -> None:
     figures = ("runs.submit_to_result_p50_ms", "runs.submit_to_result_p90_ms", "runs.per_s",
-               "runs.sandboxed_per_s")
+               "runs.per_s_two_requests", "runs.sandboxed_per_s")
     if not wanted(prefix, *figures):
         return  # another script of the `runs` group prints what was asked for
     with tempfile.TemporaryDirectory(prefix="af-bench-runs-") as tmp:
@@ -178,6 +187,13 @@ def main(prefix: str = "runs") -> None:
                     lambda n, result: result["word_count"] == 14,
                 ))
                 emit("runs.per_s", per_s, "runs/s", target=300, concurrency=CONCURRENCY,
+                     runs=TOTAL, retried=retried)
+            if wanted(prefix, "runs.per_s_two_requests"):
+                per_s, retried = asyncio.run(sustained(
+                    url, auth, "documentaliste", TOTAL, lambda n: {"text": f"{TEXT} {n}"},
+                    lambda n, result: result["word_count"] == 14, one_request=False,
+                ))
+                emit("runs.per_s_two_requests", per_s, "runs/s", concurrency=CONCURRENCY,
                      runs=TOTAL, retried=retried)
             if wanted(prefix, "runs.sandboxed_per_s"):
                 words = " ".join(["word"] * 7)

@@ -24,7 +24,8 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func
+from sqlalchemy import Table, bindparam, delete, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -58,6 +59,21 @@ from registry.signing import key_id_for, load_public, verify_rotation
 
 TOKEN_PREFIX = "afr_"
 MAX_WEB_SESSIONS = 20
+# Core tables for the per-request token lookup (no ORM objects on that path); set by SQLModel's
+# metaclass, unknown to its stubs.
+_TOKEN: Table = ApiToken.__table__  # type: ignore[attr-defined]
+_PUBLISHER: Table = Publisher.__table__  # type: ignore[attr-defined]
+_NAMESPACE: Table = Namespace.__table__  # type: ignore[attr-defined]
+# One row per namespace of the token's holder (one row with none if it has none); built once.
+_BY_TOKEN = (
+    sa_select(
+        _TOKEN.c.publisher_id, _TOKEN.c.scopes, _TOKEN.c.token_id, _PUBLISHER.c.name,
+        _NAMESPACE.c.normalized_name,
+    )
+    .join(_PUBLISHER, _PUBLISHER.c.id == _TOKEN.c.publisher_id)
+    .outerjoin(_NAMESPACE, _NAMESPACE.c.publisher_id == _TOKEN.c.publisher_id)
+    .where(_TOKEN.c.token_hash == bindparam("t_hash"), _TOKEN.c.revoked_at.is_(None))
+)
 
 
 def hash_token(token: str) -> str:
@@ -177,12 +193,18 @@ def tokens(session: Session, principal: Principal) -> list[TokenPublic]:
 
 
 def authenticate(session: Session, token: str) -> Principal:
+    """The holder of `token`, in one query (every request with a token asks this)."""
     if not token.startswith(TOKEN_PREFIX):
         raise AuthenticationError("malformed token")
-    row = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
-    if row is None or row.revoked_at is not None:
+    rows = session.connection().execute(_BY_TOKEN, {"t_hash": hash_token(token)}).all()
+    if not rows:
         raise AuthenticationError()
-    return _principal(session, row)
+    first = rows[0]
+    return Principal(
+        publisher_id=first.publisher_id, name=first.name,
+        namespaces=frozenset(r.normalized_name for r in rows if r.normalized_name is not None),
+        scopes=frozenset(first.scopes.split()), token_id=first.token_id,
+    )
 
 
 def _principal(session: Session, row: ApiToken) -> Principal:

@@ -17,7 +17,9 @@ processes, deadlines, lease renewal, cancel; its docstring states those invarian
   about (submitted through another API process, or left by a previous server) every `sweep_s`.
   At start, with `orphans=True` (this process is the database's only user, the embedded
   default), every run still `running` is given back at once: its server died.
-- `on_change(run_id)` is called (from engine threads) after each state change the engine makes.
+- `on_change(run_id)` is called (from engine threads) after each state change the engine makes;
+  `on_start(run_id)` and `on_final(run)`, if given, instead of it when a run starts and when a
+  worker's outcome ends it (see `runs.slots`).
 - `close()` stops the threads and kills and reaps every worker: none is left behind (a run in
   flight is given back to the store).
 """
@@ -33,7 +35,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from runs.settings import RunSettings
-from runs.slots import START_TIMEOUT_S, Slot, SlotPool
+from runs.slots import START_TIMEOUT_S, FinalListener, Slot, SlotPool
 from runs.store import RunStore
 from runs.worker import WorkerConfig
 
@@ -64,6 +66,8 @@ class LocalEngine:
         config: WorkerConfig | None = None,
         *,
         on_change: Listener | None = None,
+        on_start: Listener | None = None,
+        on_final: FinalListener | None = None,
         orphans: bool = False,
         start_timeout_s: float = START_TIMEOUT_S,
     ) -> None:
@@ -75,7 +79,8 @@ class LocalEngine:
         self.owner = f"local-{os.getpid()}-{secrets.token_hex(4)}"
         self.pool = SlotPool(
             store, self.config, self.settings.workers, owner=self.owner,
-            on_change=self.on_change, start_timeout_s=start_timeout_s,
+            on_change=self.on_change, on_start=on_start, on_final=on_final,
+            start_timeout_s=start_timeout_s,
         )
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._lock = threading.Lock()

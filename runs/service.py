@@ -18,7 +18,7 @@ from runs.errors import RunError
 from runs.executor import installed_refusal, split_agent, version_allowed
 from runs.schemas import NewRun, RunPublic
 from runs.store import RunStore
-from runs.watch import RunWatch
+from runs.watch import RunWatch, Subscription
 
 if TYPE_CHECKING:
     from core.factory import AgentFactory
@@ -47,9 +47,12 @@ class RunService:
         timeout_s: float | None = None,
         idempotency_key: str | None = None,
         actor: str | None = None,
+        subscription: Subscription | None = None,
     ) -> tuple[RunPublic, bool]:
         """The queued run (and True), or the run an earlier use of `idempotency_key` made;
-        `actor` is the account's name, for the audit trail."""
+        `actor` is the account's name, for the audit trail. `subscription` (from
+        `watch.watching()`) is bound to the run before it is handed to the engine, so its end
+        is never missed."""
         from runs.errors import NoMatchingAgentVersion
 
         settings = self.store.settings
@@ -71,6 +74,8 @@ class RunService:
             timeout_s=timeout, idempotency_key=idempotency_key,
         )
         run, created = self.store.create(publisher_id, new, actor=actor)
+        if subscription is not None:
+            self.watch.bind(subscription, run.id)
         if created:
             self.engine.submit(run.id)
             self.watch.notify(run.id)

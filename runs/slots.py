@@ -22,7 +22,10 @@ Invariants:
   to the store (`release`): queued again for another attempt, or failed `worker_lost` after
   `max_attempts`. If the store itself fails mid-run, the slot's worker is killed (it may still be
   busy) and the error goes up; the run keeps its lease until it expires and is retried.
-- `on_change(run_id)` is called (from the calling thread) after each state change made here.
+- `on_change(run_id)` is called (from the calling thread) after each state change made here,
+  with two exceptions when the hooks are set: a run starting calls `on_start(run_id)`, and a
+  worker's outcome ending it calls `on_final(run)` with the run as it was written (so a waiter
+  in this process need not read it back).
 - `close()` kills and reaps every worker: none is left behind.
 """
 
@@ -37,7 +40,7 @@ from collections.abc import Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from runs.errors import RunWorkerError
-from runs.schemas import Claim, Outcome
+from runs.schemas import Claim, Outcome, RunPublic
 from runs.store import Heartbeat, RunStore
 from runs.worker import BOOT, WorkerConfig
 from sandbox.pool import WorkerProcess
@@ -49,6 +52,7 @@ MESSAGE_CAP = 64 * 1024 * 1024
 START_TIMEOUT_S = 120.0
 
 Listener = Callable[[str], None]
+FinalListener = Callable[[RunPublic], None]
 
 
 def reason(exc: BaseException) -> str:
@@ -84,6 +88,8 @@ class SlotPool:
         *,
         owner: str,
         on_change: Listener | None = None,
+        on_start: Listener | None = None,
+        on_final: FinalListener | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
     ) -> None:
         self.store = store
@@ -91,6 +97,8 @@ class SlotPool:
         self.config = config
         self.owner = owner
         self.on_change = on_change or (lambda run_id: None)
+        self.on_start = on_start or self.on_change
+        self.on_final = on_final
         self.start_timeout_s = start_timeout_s
         self.slots = [Slot(i) for i in range(size)]
         self.replaced = 0
@@ -116,7 +124,7 @@ class SlotPool:
         claim = self.store.claim(run_id, self.owner)
         if claim is None:
             return False  # someone else has it, or it was cancelled or finished meanwhile
-        self.on_change(run_id)
+        self.on_start(run_id)
         try:
             worker = self.worker(slot)
         except RunWorkerError as exc:
@@ -145,8 +153,11 @@ class SlotPool:
                 status = self.store.release(claim, result.reason)
                 self.on_change(run_id)
                 return status == "queued"
-        self.store.finish(claim, result)
-        self.on_change(run_id)
+        settled = self.store.settle(claim, result)
+        if settled is not None and self.on_final is not None:
+            self.on_final(settled)
+        else:
+            self.on_change(run_id)
         return False
 
     def _wait(self, slot: Slot, worker: WorkerProcess, claim: Claim) -> Outcome | _Lost | None:

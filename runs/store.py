@@ -45,9 +45,9 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -76,6 +76,7 @@ Heartbeat = Literal["ok", "cancel", "lost"]
 Enqueue = Callable[[Connection, str], None]
 Row = Mapping[Any, Any]  # a run's row: Core's RowMapping, or a dict of its columns
 HOUR = timedelta(hours=1)
+T = TypeVar("T")
 
 # Set by SQLModel's metaclass, unknown to its stubs.
 RUN: Table = Run.__table__  # type: ignore[attr-defined]
@@ -83,6 +84,49 @@ EVENT: Table = RunEvent.__table__  # type: ignore[attr-defined]
 AUDIT: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 PUBLISHER: Table = Publisher.__table__  # type: ignore[attr-defined]
 _BLANK: dict[str, Any] = {column.name: None for column in RUN.columns}
+
+# The hot path's statements, built once: building a statement (its clauses, its cache key) costs
+# several times what SQLite takes to run it. Values come as parameters at execution; a bound name
+# never collides with a column's (SQLAlchemy reserves those for VALUES and SET).
+_INSERT_RUN = insert(RUN)
+_INSERT_EVENT = insert(EVENT)
+_INSERT_NEXT_EVENT = insert(EVENT).values(
+    seq=select(func.coalesce(func.max(EVENT.c.seq), 0) + 1)
+    .where(EVENT.c.run_id == bindparam("e_run")).scalar_subquery()
+)
+_INSERT_AUDIT = insert(AUDIT)
+_BY_ID = select(RUN).where(RUN.c.id == bindparam("r_id"))
+_BY_ID_LOCKED = _BY_ID.with_for_update()
+_BY_KEY = select(RUN).where(
+    RUN.c.publisher_id == bindparam("k_owner"), RUN.c.idempotency_key == bindparam("k_key")
+)
+_HELD = (
+    RUN.c.id == bindparam("h_id"), RUN.c.status == "running",
+    RUN.c.attempt == bindparam("h_attempt"), RUN.c.lease_owner == bindparam("h_owner"),
+)
+_HELD_LOCKED = select(RUN).where(*_HELD).with_for_update()
+_RENEW = update(RUN).where(*_HELD).values(lease_expires_at=bindparam("h_expires")).returning(
+    RUN.c.cancel_requested
+)
+_CLAIM = (
+    update(RUN).where(RUN.c.id == bindparam("c_id"), RUN.c.status == "queued")
+    .values(
+        status="running", attempt=RUN.c.attempt + 1, lease_owner=bindparam("c_owner"),
+        lease_expires_at=bindparam("c_expires"), started_at=bindparam("c_now"),
+    )
+    .returning(
+        RUN.c.id, RUN.c.publisher_id, RUN.c.attempt, RUN.c.agent, RUN.c.agent_name,
+        RUN.c.input_json, RUN.c.timeout_s, RUN.c.correlation_id,
+    )
+)
+_UPDATE_RUN = update(RUN).where(RUN.c.id == bindparam("u_id"))
+_ACTIVE_COUNT = select(func.count()).select_from(RUN).where(
+    RUN.c.publisher_id == bindparam("q_owner"), RUN.c.status.in_(ACTIVE)
+)
+_RECENT_COUNT = select(func.count(), func.min(RUN.c.created_at)).where(
+    RUN.c.publisher_id == bindparam("q_owner"), RUN.c.created_at > bindparam("q_since")
+)
+_ACCOUNT_NAME = select(PUBLISHER.c.name).where(PUBLISHER.c.id == bindparam("p_id"))
 
 
 def new_run_id() -> str:
@@ -134,46 +178,50 @@ class RunStore:
     def _create(
         self, publisher_id: int, new: NewRun, input_json: str, actor: str | None
     ) -> tuple[RunPublic, bool]:
-        with write_connection(self.engine) as conn:
+        now = self.now()
+        values = {
+            "id": new_run_id(), "publisher_id": publisher_id, "agent": new.agent,
+            "agent_name": new.agent_name, "version": new.version, "input_json": input_json,
+            "status": "queued", "timeout_s": new.timeout_s,
+            "idempotency_key": new.idempotency_key, "created_at": now, "attempt": 0,
+            "cancel_requested": False, "correlation_id": correlation_id(),
+        }
+        row = {**_BLANK, **values}
+        detail = {"agent": new.agent_name, "version": new.version}
+
+        def write(conn: Connection) -> Row | None:
             if new.idempotency_key is not None:
-                row = _row_by_key(conn, publisher_id, new.idempotency_key)
-                if row is not None:
-                    if (row["agent"], row["input_json"]) != (new.agent, input_json):
-                        raise IdempotencyConflict(new.idempotency_key, row["id"])
-                    return _public(row), False
-            now = self.now()
+                used = _row_by_key(conn, publisher_id, new.idempotency_key)
+                if used is not None:
+                    if (used["agent"], used["input_json"]) != (new.agent, input_json):
+                        raise IdempotencyConflict(new.idempotency_key, used["id"])
+                    return used
             self._check_quotas(conn, publisher_id, now)
-            values = {
-                "id": new_run_id(), "publisher_id": publisher_id, "agent": new.agent,
-                "agent_name": new.agent_name, "version": new.version, "input_json": input_json,
-                "status": "queued", "timeout_s": new.timeout_s,
-                "idempotency_key": new.idempotency_key, "created_at": now, "attempt": 0,
-                "cancel_requested": False, "correlation_id": correlation_id(),
-            }
-            conn.execute(insert(RUN).values(values))
-            row = {**_BLANK, **values}
-            detail = {"agent": new.agent_name, "version": new.version}
+            conn.execute(_INSERT_RUN, values)
             _event(conn, row["id"], "queued", detail, now, seq=1)
             who = audit.Actor(actor or _account_name(conn, publisher_id), publisher_id)
             _audit(conn, [_audit_row("run.submit", who, "run", row, detail, now)])
             if self.enqueue is not None:
                 self.enqueue(conn, row["id"])
-            return _public(row), True
+            return None
+
+        used = self._write(write)
+        return (_public(row), True) if used is None else (_public(used), False)
+
+    def _write(self, job: Callable[[Connection], T]) -> T:
+        """`job(conn)` in a write transaction of its own."""
+        with write_connection(self.engine) as conn:
+            return job(conn)
 
     def _check_quotas(self, conn: Connection, publisher_id: int, now: datetime) -> None:
         limits = self.settings
-        mine = RUN.c.publisher_id == publisher_id
         if limits.max_concurrent:
-            active = conn.execute(
-                select(func.count()).select_from(RUN).where(mine, RUN.c.status.in_(ACTIVE))
-            ).scalar_one()
+            active = conn.execute(_ACTIVE_COUNT, {"q_owner": publisher_id}).scalar_one()
             if active >= limits.max_concurrent:
                 raise QuotaExceeded("concurrent", limits.max_concurrent, 1)
         if limits.max_per_hour:
-            since = now - HOUR
             recent, oldest = conn.execute(
-                select(func.count(), func.min(RUN.c.created_at))
-                .where(mine, RUN.c.created_at > since)
+                _RECENT_COUNT, {"q_owner": publisher_id, "q_since": now - HOUR}
             ).one()
             if recent >= limits.max_per_hour:
                 wait = (_aware(oldest) + HOUR - _aware(now)).total_seconds() if oldest else 1
@@ -247,60 +295,64 @@ class RunStore:
     def claim(self, run_id: str, owner: str) -> Claim | None:
         """Run `run_id` for `owner`, if it is still queued; None otherwise."""
         now = self.now()
-        with write_connection(self.engine) as conn:
-            row = conn.execute(
-                update(RUN).where(RUN.c.id == run_id, RUN.c.status == "queued")
-                .values(
-                    status="running", attempt=RUN.c.attempt + 1, lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=self.settings.lease_s),
-                    started_at=now,
-                )
-                .returning(
-                    RUN.c.id, RUN.c.publisher_id, RUN.c.attempt, RUN.c.agent, RUN.c.agent_name,
-                    RUN.c.input_json, RUN.c.timeout_s, RUN.c.correlation_id,
-                )
-            ).mappings().first()
+        params = {
+            "c_id": run_id, "c_owner": owner, "c_now": now,
+            "c_expires": now + timedelta(seconds=self.settings.lease_s),
+        }
+
+        def write(conn: Connection) -> Row | None:
+            row = conn.execute(_CLAIM, params).mappings().first()
             if row is None:
                 return None
             _event(conn, run_id, "running", {"attempt": row["attempt"]}, now)
             detail = {"attempt": row["attempt"], "worker": owner}
             _audit(conn, [_audit_row("run.start", audit.SYSTEM, "run", row, detail, now)])
-            return Claim(
-                run_id=run_id, attempt=row["attempt"], owner=owner, agent=row["agent"],
-                agent_name=row["agent_name"], input=json.loads(row["input_json"]),
-                timeout_s=row["timeout_s"], correlation_id=row["correlation_id"],
-            )
+            return row
+
+        row = self._write(write)
+        if row is None:
+            return None
+        return Claim(
+            run_id=run_id, attempt=row["attempt"], owner=owner, agent=row["agent"],
+            agent_name=row["agent_name"], input=json.loads(row["input_json"]),
+            timeout_s=row["timeout_s"], correlation_id=row["correlation_id"],
+        )
 
     def heartbeat(self, claim: Claim) -> Heartbeat:
         """Renew the claim's lease: "ok", "cancel" (renewed, but a cancel was asked for) or
         "lost" (the lease is no longer this claim's: stop and write nothing)."""
         expires = self.now() + timedelta(seconds=self.settings.lease_s)
-        with write_connection(self.engine) as conn:
-            cancel = conn.execute(
-                update(RUN).where(*_held(claim)).values(lease_expires_at=expires)
-                .returning(RUN.c.cancel_requested)
-            ).scalar()
+        params = {**_held(claim), "h_expires": expires}
+        cancel = self._write(lambda conn: conn.execute(_RENEW, params).scalar())
         if cancel is None:
             return "lost"
         return "cancel" if cancel else "ok"
 
     def finish(self, claim: Claim, outcome: Outcome) -> bool:
         """Record the claim's outcome; False (and nothing written) if the claim is stale."""
-        with write_connection(self.engine) as conn:
-            row = _locked(conn, *_held(claim))
-            if row is None:
-                return False
-            _settle(conn, row, outcome, self.now())
-            return True
+        return self.settle(claim, outcome) is not None
+
+    def settle(self, claim: Claim, outcome: Outcome) -> RunPublic | None:
+        """`finish`, answering the run as it now is (None, and nothing written, if the claim
+        is stale)."""
+        now = self.now()
+
+        def write(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(_HELD_LOCKED, _held(claim)).mappings().first()
+            return None if row is None else _settle(conn, row, outcome, now)
+
+        settled = self._write(write)
+        return None if settled is None else _public(settled)
 
     def release(self, claim: Claim, reason: str) -> str:
         """Give a claimed run back (its worker was lost): queued again, or failed after
         `max_attempts` deliveries. Returns the run's new status ("" if the claim is stale)."""
-        with write_connection(self.engine) as conn:
-            row = _locked(conn, *_held(claim))
-            if row is None:
-                return ""
-            return self._requeue(conn, row, reason)
+
+        def write(conn: Connection) -> str:
+            row = conn.execute(_HELD_LOCKED, _held(claim)).mappings().first()
+            return "" if row is None else self._requeue(conn, row, reason)
+
+        return self._write(write)
 
     def expire_leases(self, *, everything: bool = False) -> list[str]:
         """Requeue (or end) every running run whose lease has expired (with `everything`, every
@@ -364,35 +416,26 @@ class RunStore:
 # --------------------------------------------------------------------------------- helpers
 
 
-def _held(claim: Claim) -> tuple[Any, ...]:
-    """The conditions under which `claim` still holds its run's lease."""
-    return (
-        RUN.c.id == claim.run_id, RUN.c.status == "running", RUN.c.attempt == claim.attempt,
-        RUN.c.lease_owner == claim.owner,
-    )
-
-
-def _locked(conn: Connection, *where: Any) -> Row | None:
-    return conn.execute(select(RUN).where(*where).with_for_update()).mappings().first()
+def _held(claim: Claim) -> dict[str, Any]:
+    """The parameters of `_HELD`: the conditions under which `claim` still holds its lease."""
+    return {"h_id": claim.run_id, "h_attempt": claim.attempt, "h_owner": claim.owner}
 
 
 def _row(conn: Connection, run_id: str, publisher_id: int | None, *, lock: bool = False) -> Row:
-    query = select(RUN).where(RUN.c.id == run_id)
-    row = conn.execute(query.with_for_update() if lock else query).mappings().first()
+    query = _BY_ID_LOCKED if lock else _BY_ID
+    row = conn.execute(query, {"r_id": run_id}).mappings().first()
     if row is None or (publisher_id is not None and row["publisher_id"] != publisher_id):
         raise RunNotFound(run_id)
     return row
 
 
 def _row_by_key(conn: Connection, publisher_id: int, key: str) -> Row | None:
-    return conn.execute(
-        select(RUN).where(RUN.c.publisher_id == publisher_id, RUN.c.idempotency_key == key)
-    ).mappings().first()
+    return conn.execute(_BY_KEY, {"k_owner": publisher_id, "k_key": key}).mappings().first()
 
 
 def _account_name(conn: Connection, publisher_id: int) -> str:
     """The account's name for the audit trail (`registry.audit.account`, in Core)."""
-    name = conn.execute(select(PUBLISHER.c.name).where(PUBLISHER.c.id == publisher_id)).scalar()
+    name = conn.execute(_ACCOUNT_NAME, {"p_id": publisher_id}).scalar()
     return str(name) if name is not None else f"#{publisher_id}"
 
 
@@ -419,7 +462,7 @@ def _settle(conn: Connection, row: Row, outcome: Outcome, now: datetime) -> dict
         changes["version"] = outcome.version
     if outcome.agent_name is not None:
         changes["agent_name"] = outcome.agent_name
-    conn.execute(update(RUN).where(RUN.c.id == row["id"]).values(changes))
+    conn.execute(_UPDATE_RUN, {**changes, "u_id": row["id"]})
     settled = {**row, **changes}
     data: dict[str, Any] = {"version": settled["version"]}
     if error is not None:
@@ -452,15 +495,11 @@ def _event(
     *, seq: int | None = None,
 ) -> None:
     """Append the run's next event (`seq`: its number when the caller knows it)."""
-    number: Any = seq
-    if number is None:
-        number = (
-            select(func.coalesce(func.max(EVENT.c.seq), 0) + 1)
-            .where(EVENT.c.run_id == run_id).scalar_subquery()
-        )
-    conn.execute(insert(EVENT).values(
-        run_id=run_id, seq=number, kind=kind, data_json=json.dumps(data), at=now
-    ))
+    values = {"run_id": run_id, "kind": kind, "data_json": json.dumps(data), "at": now}
+    if seq is None:
+        conn.execute(_INSERT_NEXT_EVENT, {**values, "e_run": run_id})
+    else:
+        conn.execute(_INSERT_EVENT, {**values, "seq": seq})
 
 
 def _audit_row(
@@ -489,7 +528,7 @@ def _audit_row(
 
 
 def _audit(conn: Connection, events: list[dict[str, Any]]) -> None:
-    conn.execute(insert(AUDIT), events)
+    conn.execute(_INSERT_AUDIT, events)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -186,8 +186,8 @@ def start_runs(settings: ServerSettings, state: MarketState) -> RunService:
     else:
         # One embedded engine per home (machine), in whichever API process holds its lock.
         engine = MachineEngine(lambda: LocalEngine(
-            store, worker_config(settings), on_change=watch.notify,
-            orphans=settings.database_url is None,
+            store, worker_config(settings), on_change=watch.notify, on_start=watch.progress,
+            on_final=watch.settle, orphans=settings.database_url is None,
         ), settings.home, retry_s=settings.runs.sweep_s)
     engine.start()
     return RunService(store, engine, watch)

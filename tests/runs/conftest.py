@@ -76,9 +76,13 @@ class Caller:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def submit(self, agent: str, task: dict[str, Any] | None = None, **extra: Any) -> Any:
+    def submit(
+        self, agent: str, task: dict[str, Any] | None = None, *, wait: Any = None, **extra: Any
+    ) -> Any:
+        """POST /runs; with `wait`, the server holds the answer until the run ends (or not)."""
         body = {"agent": agent, "input": task or {}, **extra}
-        return self.client.post("/api/v1/runs", json=body, headers=self.auth)
+        params = None if wait is None else {"wait": wait}
+        return self.client.post("/api/v1/runs", json=body, headers=self.auth, params=params)
 
     def run(self, agent: str, task: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
         """Submit and wait for the final state (the server holds the answer, at most 60 s)."""

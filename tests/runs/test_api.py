@@ -28,6 +28,31 @@ def test_a_builtin_agent_runs_and_its_version_is_pinned(alice: Caller) -> None:
     assert done["started_at"] and done["finished_at"]
 
 
+def test_a_submission_can_wait_for_its_result(make_app: Callable[..., Any]) -> None:
+    client = make_app(workers=1)
+    ivan = register(client, "ivan")
+    done = ivan.submit("documentaliste", {"text": TEXT}, wait=30)
+    assert done.status_code == 200, done.text  # ended within the wait: the final run
+    body = done.json()
+    assert (body["status"], body["result"]["word_count"]) == ("succeeded", 11)
+    assert done.headers["location"] == f"/api/v1/runs/{body['id']}"
+    assert ivan.get(body["id"]) == body  # what the waiter got is what the store holds
+    # Not ended within the wait: 202 with the run as it is, which goes on.
+    pending = ivan.submit(BLOCKER, {"block": True}, wait=0.3, timeout_s=2)
+    assert pending.status_code == 202, pending.text
+    assert pending.json()["status"] in ("queued", "running")
+    assert ivan.wait(pending.json()["id"])["status"] == "timed_out"
+    # A failure within the wait is final too; a replayed key waits for the same run.
+    failed = ivan.submit(BLOCKER, {"crash": True}, wait=30, idempotency_key="k1")
+    again = ivan.submit(BLOCKER, {"crash": True}, wait=30, idempotency_key="k1")
+    assert (failed.status_code, again.status_code) == (200, 200)
+    assert failed.json()["status"] == "failed"
+    assert again.json() == failed.json()
+    for wait in (-1, 61, "soon"):
+        refused = ivan.submit("documentaliste", {"text": TEXT}, wait=wait)
+        assert refused.status_code == 422, (wait, refused.text)
+
+
 def test_a_version_specifier_is_checked_and_recorded(alice: Caller) -> None:
     done = alice.run(f"{BLOCKER}>=1.2,<2", {"echo": "pinned"})
     assert (done["status"], done["version"], done["result"]["echo"]) == (

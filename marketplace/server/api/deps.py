@@ -13,7 +13,7 @@ Where a client address is needed, it is `ClientAddress` (`client_address.client_
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -54,10 +54,16 @@ def get_state(request: Request) -> MarketState:
     return state
 
 
-StateDep = Annotated[MarketState, Depends(get_state)]
+# Dependencies that only read the request or the app are `async def`: FastAPI runs a plain
+# `def` dependency in its thread pool, a hop that costs more than the work under load.
+async def _state(request: Request) -> MarketState:
+    return get_state(request)
 
 
-def get_registry(request: Request) -> Registry:
+StateDep = Annotated[MarketState, Depends(_state)]
+
+
+async def get_registry(request: Request) -> Registry:
     return get_state(request).registry
 
 
@@ -91,8 +97,8 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 
-def _require(scope: str) -> Callable[[Principal], Principal]:
-    def check(principal: CurrentPrincipal) -> Principal:
+def _require(scope: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if scope not in principal.scopes and "admin" not in principal.scopes:
             raise PermissionDenied(f"this token lacks the {scope!r} scope")
         return principal
@@ -128,7 +134,7 @@ TokenMinter = Annotated[Principal, Depends(_token_minter)]
 Runner = Annotated[Principal, Depends(_require("run"))]
 
 
-def get_runs(request: Request) -> RunService:
+async def get_runs(request: Request) -> RunService:
     service = get_state(request).runs
     assert service is not None, "the lifespan starts the run service"
     return service

@@ -8,6 +8,7 @@ scrape time (see `marketplace.server.metrics`); nothing here mutates state.
 
 from __future__ import annotations
 
+import functools
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, Request, Response
@@ -21,7 +22,9 @@ health_router = APIRouter(tags=["ops"])
 api_router = APIRouter(tags=["ops"])
 
 
+@functools.cache
 def _version() -> str:
+    """The installed version, read once: reading a distribution's metadata parses its files."""
     try:
         return version("agentfactory")
     except PackageNotFoundError:

@@ -7,13 +7,16 @@ answers 200 with the first run. Quotas (runs queued or running, runs per hour) a
 refused with 429 and `Retry-After`.
 
 Waiting is bounded everywhere: `GET /runs/{id}?wait=S` holds the answer until the run is final or
-S seconds (at most 60) passed; the event stream sends a comment every `HEARTBEAT_S` while nothing
-happens and ends when the run is final or after `STREAM_S`. Clients reconnect with
-`Last-Event-ID` to resume where they stopped.
+S seconds (at most 60) passed; `POST /runs?wait=S` does the same for the run it submits, so a
+client that wants the result sends one request (200 when the run ended within the wait, 202 with
+the run still queued or running otherwise). The event stream sends a comment every
+`HEARTBEAT_S` while nothing happens and ends when the run is final or after `STREAM_S`. Clients
+reconnect with `Last-Event-ID` to resume where they stopped.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -30,6 +33,7 @@ from marketplace.server.ratelimit import RateLimited
 from runs.errors import QuotaExceeded
 from runs.schemas import FINAL, RunEventPublic, RunPublic
 from runs.service import RunService
+from runs.watch import Subscription
 
 router = APIRouter(tags=["runs"])
 
@@ -56,33 +60,69 @@ def _out(run: RunPublic) -> RunOut:
     return RunOut.of(run, PREFIX)
 
 
+WaitQuery = Annotated[
+    float,
+    Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait for the run to reach a final state."),
+]
+
+
 @router.post(
     "/runs",
     status_code=202,
     response_model=RunOut,
     responses={
-        200: {"description": "A run submitted earlier with this idempotency key",
-              "model": RunOut},
+        200: {"description": "A run submitted earlier with this idempotency key, or, with "
+              "`wait`, a run that ended within the wait", "model": RunOut},
         **problem_responses(401, 403, 404, 409, 413, 429),
     },
 )
-def submit_run(
-    body: RunCreate, principal: Runner, runs: RunsDep, request: Request, response: Response
+async def submit_run(
+    body: RunCreate,
+    principal: Runner,
+    runs: RunsDep,
+    request: Request,
+    response: Response,
+    wait: WaitQuery = 0,
 ) -> RunOut:
-    """Queue a run of an agent on an input."""
+    """Queue a run of an agent on an input; with `wait`, answer when it has ended (200) or
+    when the wait is over (202, the run still queued or running)."""
     factory = get_state(request).factory
-    try:
-        run, created = runs.submit(
-            factory, principal.publisher_id, body.agent, body.input,
-            timeout_s=body.timeout_s, idempotency_key=body.idempotency_key,
-            actor=principal.name,
-        )
-    except QuotaExceeded as exc:
-        raise QuotaLimited(exc) from exc
-    if not created:
+    deadline = time.monotonic() + wait
+    with runs.watch.watching(progress=False) as sub:
+        try:
+            run, created = await to_thread.run_sync(functools.partial(
+                runs.submit, factory, principal.publisher_id, body.agent, body.input,
+                timeout_s=body.timeout_s, idempotency_key=body.idempotency_key,
+                actor=principal.name, subscription=sub,
+            ))
+        except QuotaExceeded as exc:
+            raise QuotaLimited(exc) from exc
+        if wait > 0:
+            run = await _until_final(runs, run.id, principal.publisher_id, sub, deadline, run)
+    if not created or run.status in FINAL:
         response.status_code = 200
     response.headers["Location"] = f"{PREFIX}/runs/{run.id}"
     return _out(run)
+
+
+async def _until_final(
+    runs: RunService, run_id: str, owner: int, sub: Subscription, deadline: float,
+    run: RunPublic | None = None,
+) -> RunPublic:
+    """The run once final, or as it is at `deadline`. `sub` follows it; `run`, when given, is
+    its state as read after `sub` was bound."""
+    while True:
+        if sub.final is not None:  # ended by this process's engine: the run as written
+            return sub.final
+        if run is None:
+            sub.clear()  # before reading: a change after the read wakes the wait below
+            run = await to_thread.run_sync(runs.store.get, run_id, owner)
+        remaining = deadline - time.monotonic()
+        if run.status in FINAL or remaining <= 0:
+            return run
+        # Woken by this process's engine; the timeout also catches other processes' writes.
+        await sub.wait(min(remaining, POLL_S))
+        run = None
 
 
 @router.get("/runs", response_model=RunsPage, responses=RUN_PROBLEMS)
@@ -111,24 +151,15 @@ async def get_run(
     run_id: RunIdPath,
     principal: Runner,
     runs: RunsDep,
-    wait: Annotated[
-        float, Query(ge=0, le=MAX_WAIT_S, description="Seconds to wait for a final state.")
-    ] = 0,
+    wait: WaitQuery = 0,
 ) -> RunOut:
     """A run: its state, then its result or typed error, timings and usage."""
     owner = principal.publisher_id
     if wait <= 0:
         return _out(await to_thread.run_sync(runs.store.get, run_id, owner))
     deadline = time.monotonic() + wait
-    with runs.watch.subscribe(run_id) as sub:
-        while True:
-            sub.clear()
-            run = await to_thread.run_sync(runs.store.get, run_id, owner)
-            remaining = deadline - time.monotonic()
-            if run.status in FINAL or remaining <= 0:
-                return _out(run)
-            # Woken by this process's engine; the timeout also catches other processes' writes.
-            await sub.wait(min(remaining, POLL_S))
+    with runs.watch.subscribe(run_id, progress=False) as sub:
+        return _out(await _until_final(runs, run_id, owner, sub, deadline))
 
 
 @router.get(
