@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Table, bindparam, delete, func
 from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -192,11 +193,11 @@ def tokens(session: Session, principal: Principal) -> list[TokenPublic]:
     ]
 
 
-def authenticate(session: Session, token: str) -> Principal:
+def authenticate(conn: Connection, token: str) -> Principal:
     """The holder of `token`, in one query (every request with a token asks this)."""
     if not token.startswith(TOKEN_PREFIX):
         raise AuthenticationError("malformed token")
-    rows = session.connection().execute(_BY_TOKEN, {"t_hash": hash_token(token)}).all()
+    rows = conn.execute(_BY_TOKEN, {"t_hash": hash_token(token)}).all()
     if not rows:
         raise AuthenticationError()
     first = rows[0]
@@ -228,7 +229,7 @@ def open_web_session(
     session: Session, token: str, ttl: timedelta, now: datetime
 ) -> tuple[str, WebSessionPublic]:
     """A new session for `token`'s holder: its plaintext id (returned once) and its record."""
-    principal = authenticate(session, token)
+    principal = authenticate(session.connection(), token)
     stamp = _utc(now)
     session.execute(delete(WebSession).where(col(WebSession.expires_at) <= stamp))
     kept = session.exec(

@@ -202,8 +202,8 @@ class Registry:
             return accounts.tokens(s, principal)
 
     def authenticate(self, token: str) -> Principal:
-        with read_session(self.engine) as s:
-            return accounts.authenticate(s, token)
+        with self.engine.connect() as conn:  # one Core query: no ORM session on this path
+            return accounts.authenticate(conn, token)
 
     def open_web_session(
         self, token: str, ttl: timedelta, now: datetime | None = None

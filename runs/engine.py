@@ -11,7 +11,9 @@ processes, deadlines, lease renewal, cancel; its docstring states those invarian
 
 `LocalEngine` invariants:
 - One thread per slot of its `SlotPool` (`workers` of them) takes run ids from the engine's
-  queue and executes them in its slot, one at a time.
+  queue and executes them in its slot, one at a time; a slot that ends a run while others wait
+  takes the next one off the queue and claims it in the transaction that ends the first
+  (`runs.slots.Chain`).
 - A run given back to the store by a lost worker is queued here again at once.
 - A sweeper thread expires stale leases and picks up queued runs this process was not told
   about (submitted through another API process, or left by a previous server) every `sweep_s`.
@@ -158,7 +160,7 @@ class LocalEngine:
                 return
             requeued = False
             try:
-                requeued = self.pool.run(slot, run_id)
+                requeued = self.pool.run(slot, run_id, chain=self)
             except Exception:
                 log.exception("run %s: the engine failed", run_id)
             finally:
@@ -166,6 +168,23 @@ class LocalEngine:
                     self._pending.discard(run_id)
             if requeued:
                 self.submit(run_id)
+
+    # A `runs.slots.Chain`: a slot ending a run claims the next queued one in the same commit.
+
+    def next(self) -> str | None:
+        try:
+            run_id = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if run_id is None:  # the stop signal is for a slot's loop: leave it there
+            self._queue.put(None)
+        return run_id
+
+    def done(self, run_id: str, requeued: bool) -> None:
+        with self._lock:
+            self._pending.discard(run_id)
+        if requeued:
+            self.submit(run_id)
 
     def _sweep(self) -> None:
         while not self._stop.wait(self.settings.sweep_s):

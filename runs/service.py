@@ -78,7 +78,7 @@ class RunService:
             self.watch.bind(subscription, run.id)
         if created:
             self.engine.submit(run.id)
-            self.watch.notify(run.id)
+            self.watch.progress(run.id)  # event streams; a waiter for its end sleeps on
         return run, created
 
     def cancel(self, run_id: str, publisher_id: int) -> RunPublic:

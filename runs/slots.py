@@ -36,6 +36,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -67,6 +68,17 @@ class _Lost:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+
+
+class Chain(Protocol):
+    """What feeds a slot its next run without a round trip: `next()` is a run id waiting to be
+    executed (taken off the caller's queue) or None; `done(run_id, requeued)` is called for
+    every run `next()` gave once the slot is through with it (`requeued`: it went back to the
+    queue, to be delivered again)."""
+
+    def next(self) -> str | None: ...
+
+    def done(self, run_id: str, requeued: bool) -> None: ...
 
 
 class Slot:
@@ -119,18 +131,39 @@ class SlotPool:
         finally:
             self._free.put(slot)
 
-    def run(self, slot: Slot, run_id: str) -> bool:
-        """Execute `run_id` in `slot`; True when it went back to the queue."""
+    def run(self, slot: Slot, run_id: str, chain: Chain | None = None) -> bool:
+        """Execute `run_id` in `slot`; True when it went back to the queue. With `chain`, the
+        slot goes on with the runs `chain.next()` hands it, each claimed in the transaction that
+        ends the one before (see `Chain`)."""
         claim = self.store.claim(run_id, self.owner)
         if claim is None:
             return False  # someone else has it, or it was cancelled or finished meanwhile
         self.on_start(run_id)
+        requeued, claim = self._run_claimed(slot, claim, chain)
+        while claim is not None:
+            assert chain is not None
+            current = claim.run_id
+            self.on_start(current)
+            try:
+                done, claim = self._run_claimed(slot, claim, chain)
+            except BaseException:
+                chain.done(current, False)
+                raise
+            chain.done(current, done)
+        return requeued
+
+    def _run_claimed(
+        self, slot: Slot, claim: Claim, chain: Chain | None
+    ) -> tuple[bool, Claim | None]:
+        """Execute `claim` in `slot`: whether it went back to the queue, and the next run
+        claimed with its end (when `chain` had one waiting)."""
+        run_id = claim.run_id
         try:
             worker = self.worker(slot)
         except RunWorkerError as exc:
             status = self.store.release(claim, str(exc))
             self.on_change(run_id)
-            return status == "queued"
+            return status == "queued", None
         with self._lock:
             slot.run_id, slot.cancelling = run_id, False
         try:
@@ -145,20 +178,31 @@ class SlotPool:
         if cancelled or isinstance(result, _Lost) or result is None:
             self._retire(slot, replaced=True)
         if result is None:
-            return False  # the lease is no longer ours: write nothing
+            return False, None  # the lease is no longer ours: write nothing
         if isinstance(result, _Lost):
             if cancelled:
                 result = Outcome.failure("cancelled", "cancelled", "cancelled while running")
             else:
                 status = self.store.release(claim, result.reason)
                 self.on_change(run_id)
-                return status == "queued"
-        settled = self.store.settle(claim, result)
+                return status == "queued", None
+        following = None if chain is None or self._closed.is_set() else chain.next()
+        if following is None:
+            settled, claimed = self.store.settle(claim, result), None
+        else:
+            assert chain is not None
+            try:
+                settled, claimed = self.store.settle_and_claim(claim, result, following)
+            except BaseException:
+                chain.done(following, True)  # nothing was written: it is still queued
+                raise
+            if claimed is None:  # cancelled or taken meanwhile: nothing to run
+                chain.done(following, False)
         if settled is not None and self.on_final is not None:
             self.on_final(settled)
         else:
             self.on_change(run_id)
-        return False
+        return False, claimed
 
     def _wait(self, slot: Slot, worker: WorkerProcess, claim: Claim) -> Outcome | _Lost | None:
         """The run's outcome; `_Lost` if its worker died; None if its lease was lost."""

@@ -178,12 +178,11 @@ class RunStore:
     def _create(
         self, publisher_id: int, new: NewRun, input_json: str, actor: str | None
     ) -> tuple[RunPublic, bool]:
-        now = self.now()
         values = {
             "id": new_run_id(), "publisher_id": publisher_id, "agent": new.agent,
             "agent_name": new.agent_name, "version": new.version, "input_json": input_json,
             "status": "queued", "timeout_s": new.timeout_s,
-            "idempotency_key": new.idempotency_key, "created_at": now, "attempt": 0,
+            "idempotency_key": new.idempotency_key, "attempt": 0,
             "cancel_requested": False, "correlation_id": correlation_id(),
         }
         row = {**_BLANK, **values}
@@ -196,6 +195,8 @@ class RunStore:
                     if (used["agent"], used["input_json"]) != (new.agent, input_json):
                         raise IdempotencyConflict(new.idempotency_key, used["id"])
                     return used
+            now = self.now()  # under the write lock: creation times follow commit order
+            row["created_at"] = values["created_at"] = now
             self._check_quotas(conn, publisher_id, now)
             conn.execute(_INSERT_RUN, values)
             _event(conn, row["id"], "queued", detail, now, seq=1)
@@ -295,28 +296,21 @@ class RunStore:
     def claim(self, run_id: str, owner: str) -> Claim | None:
         """Run `run_id` for `owner`, if it is still queued; None otherwise."""
         now = self.now()
+        row = self._write(lambda conn: self._claim(conn, run_id, owner, now))
+        return None if row is None else _claim_of(row, owner)
+
+    def _claim(self, conn: Connection, run_id: str, owner: str, now: datetime) -> Row | None:
         params = {
             "c_id": run_id, "c_owner": owner, "c_now": now,
             "c_expires": now + timedelta(seconds=self.settings.lease_s),
         }
-
-        def write(conn: Connection) -> Row | None:
-            row = conn.execute(_CLAIM, params).mappings().first()
-            if row is None:
-                return None
-            _event(conn, run_id, "running", {"attempt": row["attempt"]}, now)
-            detail = {"attempt": row["attempt"], "worker": owner}
-            _audit(conn, [_audit_row("run.start", audit.SYSTEM, "run", row, detail, now)])
-            return row
-
-        row = self._write(write)
+        row = conn.execute(_CLAIM, params).mappings().first()
         if row is None:
             return None
-        return Claim(
-            run_id=run_id, attempt=row["attempt"], owner=owner, agent=row["agent"],
-            agent_name=row["agent_name"], input=json.loads(row["input_json"]),
-            timeout_s=row["timeout_s"], correlation_id=row["correlation_id"],
-        )
+        _event(conn, run_id, "running", {"attempt": row["attempt"]}, now)
+        detail = {"attempt": row["attempt"], "worker": owner}
+        _audit(conn, [_audit_row("run.start", audit.SYSTEM, "run", row, detail, now)])
+        return row
 
     def heartbeat(self, claim: Claim) -> Heartbeat:
         """Renew the claim's lease: "ok", "cancel" (renewed, but a cancel was asked for) or
@@ -335,14 +329,31 @@ class RunStore:
     def settle(self, claim: Claim, outcome: Outcome) -> RunPublic | None:
         """`finish`, answering the run as it now is (None, and nothing written, if the claim
         is stale)."""
-        now = self.now()
-
         def write(conn: Connection) -> dict[str, Any] | None:
             row = conn.execute(_HELD_LOCKED, _held(claim)).mappings().first()
-            return None if row is None else _settle(conn, row, outcome, now)
+            return None if row is None else _settle(conn, row, outcome, self.now())
 
         settled = self._write(write)
         return None if settled is None else _public(settled)
+
+    def settle_and_claim(
+        self, claim: Claim, outcome: Outcome, run_id: str
+    ) -> tuple[RunPublic | None, Claim | None]:
+        """`settle(claim, outcome)` and `claim(run_id, claim.owner)` in one transaction (a slot
+        that ends a run and has the next one waiting): one commit instead of two."""
+        owner = claim.owner
+
+        def write(conn: Connection) -> tuple[dict[str, Any] | None, Row | None]:
+            now = self.now()
+            row = conn.execute(_HELD_LOCKED, _held(claim)).mappings().first()
+            settled = None if row is None else _settle(conn, row, outcome, now)
+            return settled, self._claim(conn, run_id, owner, now)
+
+        settled, claimed = self._write(write)
+        return (
+            None if settled is None else _public(settled),
+            None if claimed is None else _claim_of(claimed, owner),
+        )
 
     def release(self, claim: Claim, reason: str) -> str:
         """Give a claimed run back (its worker was lost): queued again, or failed after
@@ -419,6 +430,14 @@ class RunStore:
 def _held(claim: Claim) -> dict[str, Any]:
     """The parameters of `_HELD`: the conditions under which `claim` still holds its lease."""
     return {"h_id": claim.run_id, "h_attempt": claim.attempt, "h_owner": claim.owner}
+
+
+def _claim_of(row: Row, owner: str) -> Claim:
+    return Claim(
+        run_id=row["id"], attempt=row["attempt"], owner=owner, agent=row["agent"],
+        agent_name=row["agent_name"], input=json.loads(row["input_json"]),
+        timeout_s=row["timeout_s"], correlation_id=row["correlation_id"],
+    )
 
 
 def _row(conn: Connection, run_id: str, publisher_id: int | None, *, lock: bool = False) -> Row:

@@ -42,6 +42,11 @@ def test_a_submission_can_wait_for_its_result(make_app: Callable[..., Any]) -> N
     assert pending.status_code == 202, pending.text
     assert pending.json()["status"] in ("queued", "running")
     assert ivan.wait(pending.json()["id"])["status"] == "timed_out"
+    # A replayed key with `wait` answers by the run's state too: 202 while it goes on.
+    slow = ivan.submit(BLOCKER, {"block": True}, wait=0.2, timeout_s=2, idempotency_key="k0")
+    replay = ivan.submit(BLOCKER, {"block": True}, wait=0.2, timeout_s=2, idempotency_key="k0")
+    assert (slow.status_code, replay.status_code) == (202, 202), replay.text
+    assert replay.json()["id"] == slow.json()["id"]
     # A failure within the wait is final too; a replayed key waits for the same run.
     failed = ivan.submit(BLOCKER, {"crash": True}, wait=30, idempotency_key="k1")
     again = ivan.submit(BLOCKER, {"crash": True}, wait=30, idempotency_key="k1")

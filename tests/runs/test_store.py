@@ -102,6 +102,31 @@ def test_an_outcome_is_written_once(registry: Registry, clock: Clock) -> None:
     assert store.cancel(run.id).status == "succeeded"  # final states never change
 
 
+def test_ending_a_run_and_claiming_the_next_is_one_write(
+    registry: Registry, clock: Clock
+) -> None:
+    store = make_store(registry, clock)
+    owner = account(registry)
+    first, _ = store.create(owner, new("a"))
+    second, _ = store.create(owner, new("b"))
+    cancelled, _ = store.create(owner, new("c"))
+    claim = store.claim(first.id, "slot-1")
+    assert claim is not None
+    ended, following = store.settle_and_claim(claim, Outcome("succeeded", result={"n": 1}),
+                                              second.id)
+    assert ended is not None and (ended.status, ended.result) == ("succeeded", {"n": 1})
+    assert ended == store.get(first.id)  # what the waiter is handed is what is stored
+    assert following is not None and (following.run_id, following.attempt) == (second.id, 1)
+    assert following.input == {"text": "b"} and store.get(second.id).status == "running"
+    # A stale outcome writes nothing and still claims; a run no longer queued is not claimed.
+    store.cancel(cancelled.id, owner)
+    stale, none = store.settle_and_claim(claim, Outcome("failed"), cancelled.id)
+    assert (stale, none) == (None, None)
+    assert store.get(first.id).status == "succeeded"
+    assert store.get(cancelled.id).status == "cancelled"
+    assert [e.kind for e in store.events(second.id)] == ["queued", "running"]
+
+
 def test_cancel_queued_at_once_and_running_by_request(registry: Registry, clock: Clock) -> None:
     store = make_store(registry, clock)
     owner = account(registry)

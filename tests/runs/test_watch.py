@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime
 
 from runs.schemas import FinalStatus, RunPublic, RunUsage
@@ -48,5 +49,35 @@ def test_a_subscription_bound_after_creation_misses_no_end() -> None:
             assert await sub.wait(1)
             assert sub.final == other
         assert watch._subscribers == {}
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_never_takes_an_end_it_was_not_shown_to_own() -> None:
+    """A long poll binds to the id it is given before reading the run; if that run ends in
+    between, the end it is handed must not reach a caller who does not own the run."""
+    from sqlalchemy import create_engine
+
+    from marketplace.server.api.runs import _until_final
+    from runs.errors import RunNotFound
+
+    class Store:
+        engine = create_engine("sqlite://")
+
+        def get(self, run_id: str, owner: int) -> RunPublic:
+            raise RunNotFound(run_id)  # not this caller's run
+
+    class Runs:
+        store = Store()
+
+    async def scenario() -> None:
+        watch = RunWatch()
+        with watch.subscribe("theirs", progress=False) as sub:
+            watch.settle(_run("theirs", "succeeded"))  # ends before the waiter reads
+            try:
+                await _until_final(Runs(), "theirs", 7, sub, time.monotonic() + 1)  # type: ignore[arg-type]
+            except RunNotFound:
+                return
+            raise AssertionError("another account's run was handed out")
 
     asyncio.run(scenario())

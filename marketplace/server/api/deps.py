@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from marketplace.server.api.cache import ResponseCache
 from marketplace.server.client_address import client_address
 from marketplace.server.metrics import ServerMetrics
 from marketplace.server.ratelimit import Limiter, account_key
 from marketplace.server.settings import ServerSettings
+from registry.db import is_sqlite
 from registry.errors import AuthenticationError, PermissionDenied
 from registry.schemas import Principal
 from registry.service import Registry
@@ -93,8 +95,25 @@ def optional_principal(request: Request) -> Principal | None:
     return None if token is None else get_state(request).registry.authenticate(token)
 
 
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+async def _authenticated(request: Request) -> Principal:
+    """`current_principal` as a dependency. On SQLite (a file of this machine, read without
+    waiting on writers in WAL mode) the lookup, a fraction of a millisecond, runs on the event
+    loop: a hop to the thread pool costs more than the query, and every request with a token
+    asks it. A database across the network is asked from the thread pool."""
+    registry = get_state(request).registry
+    if is_sqlite(registry.engine):
+        return current_principal(request)
+    return await run_in_threadpool(current_principal, request)
+
+
+async def _maybe_authenticated(request: Request) -> Principal | None:
+    if bearer_token(request) is None:
+        return None
+    return await _authenticated(request)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_authenticated)]
+OptionalPrincipal = Annotated[Principal | None, Depends(_maybe_authenticated)]
 
 
 def _require(scope: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:

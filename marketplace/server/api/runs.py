@@ -30,6 +30,7 @@ from marketplace.server.api.deps import Runner, RunsDep, get_state
 from marketplace.server.api.problems import problem_responses
 from marketplace.server.api.schemas import AGENT_NAME_PATTERN, RUN_ID, RunCreate, RunOut, RunsPage
 from marketplace.server.ratelimit import RateLimited
+from registry.db import is_sqlite
 from runs.errors import QuotaExceeded
 from runs.schemas import FINAL, RunEventPublic, RunPublic
 from runs.service import RunService
@@ -85,7 +86,7 @@ async def submit_run(
     wait: WaitQuery = 0,
 ) -> RunOut:
     """Queue a run of an agent on an input; with `wait`, answer when it has ended (200) or
-    when the wait is over (202, the run still queued or running)."""
+    when the wait is over (202, the run still queued or running), replayed key or not."""
     factory = get_state(request).factory
     deadline = time.monotonic() + wait
     with runs.watch.watching(progress=False) as sub:
@@ -99,10 +100,18 @@ async def submit_run(
             raise QuotaLimited(exc) from exc
         if wait > 0:
             run = await _until_final(runs, run.id, principal.publisher_id, sub, deadline, run)
-    if not created or run.status in FINAL:
+    # Without `wait`, 200 tells a replayed key; with it, 200 tells a run that has ended.
+    if (run.status in FINAL) if wait > 0 else not created:
         response.status_code = 200
     response.headers["Location"] = f"{PREFIX}/runs/{run.id}"
     return _out(run)
+
+
+async def _read(runs: RunService, run_id: str, owner: int) -> RunPublic:
+    """The caller's run; on SQLite read on the event loop (see `deps._authenticated`)."""
+    if is_sqlite(runs.store.engine):
+        return runs.store.get(run_id, owner)
+    return await to_thread.run_sync(runs.store.get, run_id, owner)
 
 
 async def _until_final(
@@ -110,13 +119,15 @@ async def _until_final(
     run: RunPublic | None = None,
 ) -> RunPublic:
     """The run once final, or as it is at `deadline`. `sub` follows it; `run`, when given, is
-    its state as read after `sub` was bound."""
+    its state (the caller's own run) as read after `sub` was bound."""
+    owned = run is not None  # `sub.final` is trusted once the run is known to be the caller's
     while True:
-        if sub.final is not None:  # ended by this process's engine: the run as written
+        if owned and sub.final is not None:  # ended by this process's engine: as written
             return sub.final
         if run is None:
             sub.clear()  # before reading: a change after the read wakes the wait below
-            run = await to_thread.run_sync(runs.store.get, run_id, owner)
+            run = await _read(runs, run_id, owner)  # 404 if it is not theirs
+            owned = True
         remaining = deadline - time.monotonic()
         if run.status in FINAL or remaining <= 0:
             return run
@@ -156,7 +167,7 @@ async def get_run(
     """A run: its state, then its result or typed error, timings and usage."""
     owner = principal.publisher_id
     if wait <= 0:
-        return _out(await to_thread.run_sync(runs.store.get, run_id, owner))
+        return _out(await _read(runs, run_id, owner))
     deadline = time.monotonic() + wait
     with runs.watch.subscribe(run_id, progress=False) as sub:
         return _out(await _until_final(runs, run_id, owner, sub, deadline))
