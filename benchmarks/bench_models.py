@@ -6,6 +6,7 @@ models.overhead_ms                 per call (median): a prompt agent's task thro
                                    settle in the SQLite ledger, audit) minus the time spent in
                                    the provider call it makes (`LlmProvider.complete`, timed
                                    around it), against the local OpenAI-compatible test server
+                                   (in a process of its own, as a provider would be)
 models.overhead_memory_ledger_ms   the same with the in-memory ledger (what the layer costs
                                    without the database)
 models.provider_call_ms            the bare provider call alone, same server, same run (for
@@ -18,8 +19,12 @@ Timings are printed, never asserted.
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +41,8 @@ from models.prompt_agent import PromptSpec, run
 from models.providers import CallOptions, LlmProvider, RawCompletion
 from models.render import render
 from models.types import CallContext, Message
-from tests.models.openai_stub_server import StubServer
 
+ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 200
 TASK = {"text": "Summarize the quarterly report in three sentences for the board.",
         "audience": "the board"}
@@ -63,10 +68,10 @@ class TimedProvider:
             self.spent += time.perf_counter() - start
 
 
-def overhead(stub: StubServer, ledger: SpendLedger) -> tuple[float, float]:
+def overhead(api_base: str, ledger: SpendLedger) -> tuple[float, float]:
     """(median layer cost, median bare provider call), in ms."""
     config = parse_config({
-        "aliases": {"fast": ["stub:m1"]}, "providers": {"stub": {"api_base": stub.api_base}},
+        "aliases": {"fast": ["stub:m1"]}, "providers": {"stub": {"api_base": api_base}},
         "dlp": "mask", "retries": 0, "prices": {"m1": {"input_per_1k": 1, "output_per_1k": 1}},
         "budgets": {"run_tokens": 10**12, "agent_day_tokens": 10**12,
                     "account_day_cost": 10.0**9, "call_tokens": 10**6},
@@ -115,19 +120,34 @@ def dlp_us_per_kb() -> float:
     return statistics.median(samples) * 1e6 / (len(text.encode()) / 1024)
 
 
-def main() -> None:
-    stub = StubServer().start()
+@contextmanager
+def stub_process() -> Iterator[str]:
+    """The local model server in a process of its own; its API base. In this process (a thread)
+    it would take the GIL whenever the layer lets it go (a SQLite commit, a socket read), and
+    the layer's figure would carry the stub's work."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.models.openai_stub_server"], cwd=ROOT,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
     try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    with stub_process() as api_base:
         with tempfile.TemporaryDirectory() as tmp:
             ledger = SqlLedger.local(Path(tmp) / "usage.db")
-            layer, call = overhead(stub, ledger)
+            layer, call = overhead(api_base, ledger)
             ledger.engine.dispose()
         emit("models.overhead_ms", layer, "ms", rounds=ROUNDS, ledger="sqlite")
         emit("models.provider_call_ms", call, "ms", rounds=ROUNDS)
-        emit("models.overhead_memory_ledger_ms", overhead(stub, MemoryLedger())[0], "ms",
+        emit("models.overhead_memory_ledger_ms", overhead(api_base, MemoryLedger())[0], "ms",
              rounds=ROUNDS)
-    finally:
-        stub.stop()
     emit("models.dlp_scan_us_per_kb", dlp_us_per_kb(), "us/KiB")
 
 

@@ -181,8 +181,12 @@ class SqlLedger:
                                   "cost": entry.cost}
         for i, (scope, name, period) in enumerate(keys):
             totals[f"s{i}"], totals[f"n{i}"], totals[f"p{i}"] = scope, name, period
-        with self.engine.begin() as connection:
-            cursor = connection.connection.cursor()
+        # The pool's DB-API connection, without SQLAlchemy's Connection and transaction objects
+        # around it: the statements are already compiled, and those wrappers cost more than the
+        # two statements. The driver opens the transaction; commit or roll back is ours.
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
             try:
                 self._statements.insert_usage.execute(cursor, {
                     "at": at, "day": at.date(), "account": entry.account, "agent": entry.agent,
@@ -194,6 +198,12 @@ class SqlLedger:
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()  # back to the pool
         return {TotalKey(scope, name, period): Spend(int(t), float(c))
                 for scope, name, period, t, c in rows}
 

@@ -87,6 +87,9 @@ class _Server(ThreadingHTTPServer):
 def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes: with Nagle's algorithm the body waited
+        # for the client's delayed ACK, 40 ms a call, which no real provider adds.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
@@ -173,3 +176,19 @@ def _chunks(body: dict[str, Any], answer: Answer) -> Iterator[dict[str, Any]]:
     wants_usage = (body.get("stream_options") or {}).get("include_usage")
     if wants_usage and answer.usage:
         yield {**base, "choices": [], "usage": _usage(body, answer)}
+
+
+def main() -> None:
+    """`python -m tests.models.openai_stub_server`: serve `OK` answers in a process of its own
+    (the benchmarks' model server, so that it never competes for the measured process's GIL)
+    until standard input closes; the first line printed is the API base."""
+    import sys
+
+    server = StubServer().start()
+    print(server.api_base, flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
