@@ -138,6 +138,12 @@ def _name_part(what: str) -> Rule:
 PUBLISHER_NAME = _name_part("publisher name")
 NAMESPACE = _name_part("namespace")
 PACKAGE_NAME = _name_part("package name")
+# A package's full name where it is one value (a query, a successor): namespace/name.
+FULL_NAME = matching(
+    f"(?:{NAME_PART_PATTERN})/(?:{NAME_PART_PATTERN})",
+    f"a package name is namespace/name, each part {NAME_PART_RULE}",
+    2 * NAME_PART_MAX_LENGTH + 1,
+)
 VERSION = matching(
     VERSION_PATTERN, "a version is a PEP 440 version, such as 1.0.0 or 2.1rc1", VERSION_MAX_LENGTH
 )

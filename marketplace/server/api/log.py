@@ -25,18 +25,12 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from marketplace.server.api.deps import get_state
-from marketplace.server.api.fields import VERSION, matching
+from marketplace.server.api.fields import FULL_NAME, VERSION
 from registry.log_store import MAX_ENTRIES_PAGE, LoggedEntry
-from registry.names import NAME_PART_MAX_LENGTH, NAME_PART_PATTERN
 from registry.translog import MAX_TREE_SIZE, SignedTreeHead
 
 router = APIRouter(prefix="/log", tags=["log"])
 
-FULL_NAME = matching(
-    f"(?:{NAME_PART_PATTERN})/(?:{NAME_PART_PATTERN})",
-    "a package name is namespace/name, each part 1-64 letters, digits, '-', '_' or '.'",
-    2 * NAME_PART_MAX_LENGTH + 1,
-)
 TreeSize = Annotated[int, Field(ge=0, le=MAX_TREE_SIZE)]
 
 

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from marketplace.server.api.deps import CurrentPrincipal, MarketState, PublishWriter, get_state
 from marketplace.server.api.fields import (
+    FULL_NAME,
     KEY_ID,
     NamePath,
     NamespacePath,
@@ -33,17 +34,13 @@ from marketplace.server.api.fields import (
 )
 from marketplace.server.api.problems import WRITE_PROBLEMS, problem_responses
 from marketplace.server.api.schemas import ReleaseOut, _Body
-from registry.names import NAME_PART_PATTERN, normalize_name
+from registry.names import normalize_name
 from registry.retire import MAX_REASON
 from registry.schemas import SignedRevocationList, WhoAmI
 
 log = logging.getLogger("agentfactory.marketplace")
 router = APIRouter(tags=["retirement"])
 
-FULL_NAME = matching(
-    f"{NAME_PART_PATTERN}/{NAME_PART_PATTERN}",
-    "a package name is namespace/name, each part lowercase letters, digits, - or _", 130,
-)
 # One Ed25519 signature (64 bytes) in standard padded base64.
 STATEMENT_SIGNATURE = matching(
     "[A-Za-z0-9+/]{85}[AQgw]==", "a signature is 64 Ed25519 bytes in standard padded base64"
