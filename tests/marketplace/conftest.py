@@ -183,6 +183,15 @@ def acme(api: Any) -> Actor:
     return register(api, "acme")
 
 
+@pytest.fixture
+def acme_releases(api: Any, acme: Actor, tmp_path: Path) -> Actor:
+    """acme, having published acme/summarizer 1.0.0 and 1.1.0."""
+    for version in ("1.0.0", "1.1.0"):
+        archive = make_package(tmp_path, version=version)
+        assert acme.publish(archive, "acme/summarizer", version).status_code == 201
+    return acme
+
+
 # --------------------------------------------------------------------------------- live server
 
 

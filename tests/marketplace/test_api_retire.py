@@ -15,18 +15,10 @@ from marketplace.client.errors import RevocationListInvalid
 from marketplace.client.retirement import RevocationCache, verify
 from registry.schemas import Principal
 from registry.statements import sign_statement, statement_bytes
-from tests.marketplace.conftest import Actor, make_package, register
+from tests.marketplace.conftest import Actor, register
 
 PKG = "/api/v1/packages/acme/summarizer"
 V1 = f"{PKG}/versions/1.0.0"
-
-
-@pytest.fixture
-def published(api: Any, acme: Actor, tmp_path: Path) -> Actor:
-    for version in ("1.0.0", "1.1.0"):
-        archive = make_package(tmp_path, version=version)
-        assert acme.publish(archive, "acme/summarizer", version).status_code == 201
-    return acme
 
 
 def _signed_revocation(actor: Actor, api: Any, version: str, reason: str) -> dict[str, Any]:
@@ -45,29 +37,29 @@ def _admin_token(api: Any, name: str) -> str:
     return str(registry.create_token(operator, {"admin"}))
 
 
-def test_owner_deprecates_yanks_and_revokes_others_cannot(api: Any, published: Actor) -> None:
+def test_owner_deprecates_yanks_and_revokes_others_cannot(api: Any, acme_releases: Actor) -> None:
     mallory = register(api, "mallory")
     body = {"reason": "use the new API", "successor": "acme/summarizer2"}
     # The successor must exist.
-    assert api.post(f"{V1}/deprecate", json=body, headers=published.auth).status_code == 404
+    assert api.post(f"{V1}/deprecate", json=body, headers=acme_releases.auth).status_code == 404
     body = {"reason": "use 1.1.0"}
     assert api.post(f"{V1}/deprecate", json=body, headers=mallory.auth).status_code == 403
-    done = api.post(f"{V1}/deprecate", json=body, headers=published.auth)
+    done = api.post(f"{V1}/deprecate", json=body, headers=acme_releases.auth)
     assert done.status_code == 200 and done.json()["deprecated_reason"] == "use 1.1.0"
     # Deprecated still resolves; yanked does not, except an exact pin.
     assert api.get(f"{PKG}/resolve", params={"spec": "<1.1"}).json()["version"] == "1.0.0"
-    assert api.post(f"{V1}/yank", json={"reason": "broken"}, headers=published.auth).is_success
+    assert api.post(f"{V1}/yank", json={"reason": "broken"}, headers=acme_releases.auth).is_success
     assert api.get(f"{PKG}/resolve", params={"spec": "<1.1"}).status_code == 404
     revoke = _signed_revocation(mallory, api, "1.0.0", "stolen key")
     assert api.post(f"{V1}/revoke", json=revoke, headers=mallory.auth).status_code == 403
     # An owner's revocation must be signed, and by one of the owner's keys.
-    unsigned = api.post(f"{V1}/revoke", json={"reason": "x"}, headers=published.auth)
+    unsigned = api.post(f"{V1}/revoke", json={"reason": "x"}, headers=acme_releases.auth)
     assert unsigned.status_code == 400 and "signed" in unsigned.json()["detail"]
-    assert api.post(f"{V1}/revoke", json=revoke, headers=published.auth).status_code == 404
-    revoke = _signed_revocation(published, api, "1.0.0", "stolen key")
-    done = api.post(f"{V1}/revoke", json=revoke, headers=published.auth)
+    assert api.post(f"{V1}/revoke", json=revoke, headers=acme_releases.auth).status_code == 404
+    revoke = _signed_revocation(acme_releases, api, "1.0.0", "stolen key")
+    done = api.post(f"{V1}/revoke", json=revoke, headers=acme_releases.auth)
     assert done.status_code == 200 and done.json()["revoked"] is True
-    again = api.post(f"{V1}/revoke", json=revoke, headers=published.auth)
+    again = api.post(f"{V1}/revoke", json=revoke, headers=acme_releases.auth)
     assert again.status_code == 409
     # Revoked: not even an exact pin resolves, and the bytes are no longer served.
     pinned = api.get(f"{PKG}/resolve", params={"spec": "==1.0.0"})
@@ -79,7 +71,7 @@ def test_owner_deprecates_yanks_and_revokes_others_cannot(api: Any, published: A
 
 
 def test_admin_revokes_any_release_signed_by_the_registry(
-    api: Any, published: Actor, tmp_path: Path
+    api: Any, acme_releases: Actor, tmp_path: Path
 ) -> None:
     admin = {"Authorization": f"Bearer {_admin_token(api, 'root-op')}"}
     done = api.post(f"{PKG}/versions/1.1.0/revoke", json={"reason": "malware"}, headers=admin)
@@ -96,11 +88,12 @@ def test_admin_revokes_any_release_signed_by_the_registry(
 
 
 def test_revocation_list_is_verified_cached_and_forgeries_refused(
-    api: Any, published: Actor, tmp_path: Path
+    api: Any, acme_releases: Actor, tmp_path: Path
 ) -> None:
-    api.post(f"{V1}/deprecate", json={"reason": "old"}, headers=published.auth)
-    revoke = _signed_revocation(published, api, "1.1.0", "compromised")
-    assert api.post(f"{PKG}/versions/1.1.0/revoke", json=revoke, headers=published.auth).is_success
+    api.post(f"{V1}/deprecate", json={"reason": "old"}, headers=acme_releases.auth)
+    revoke = _signed_revocation(acme_releases, api, "1.1.0", "compromised")
+    revoked = api.post(f"{PKG}/versions/1.1.0/revoke", json=revoke, headers=acme_releases.auth)
+    assert revoked.is_success
     signed = api.get("/api/v1/revocations").json()
     cache = RevocationCache(tmp_path / "client-home")
     stored = cache.store(signed)
@@ -133,7 +126,7 @@ def test_revocation_list_is_verified_cached_and_forgeries_refused(
 
 
 def test_only_downloaders_reviews_count_per_version_with_an_explanation(
-    api: Any, published: Actor
+    api: Any, acme_releases: Actor
 ) -> None:
     bob, eve = register(api, "bob"), register(api, "eve")
     reviews = f"{PKG}/reviews"
