@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from marketplace.server.api.cache import ResponseCache
@@ -33,6 +34,10 @@ from runs.service import RunService
 
 if TYPE_CHECKING:
     from marketplace.server.vetting import VettingGate  # imports the sandbox: only when vetting
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -95,15 +100,19 @@ def optional_principal(request: Request) -> Principal | None:
     return None if token is None else get_state(request).registry.authenticate(token)
 
 
+async def quick_read(engine: Engine, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`read(...)`, a short read of `engine`'s database. On SQLite (a file of this machine, read
+    without waiting on writers in WAL mode) it runs on the event loop: for a fraction of a
+    millisecond of work, the hop to the thread pool and back costs more. A database across the
+    network is read from the thread pool."""
+    if is_sqlite(engine):
+        return read(*args, **kwargs)
+    return await run_in_threadpool(read, *args, **kwargs)
+
+
 async def _authenticated(request: Request) -> Principal:
-    """`current_principal` as a dependency. On SQLite (a file of this machine, read without
-    waiting on writers in WAL mode) the lookup, a fraction of a millisecond, runs on the event
-    loop: a hop to the thread pool costs more than the query, and every request with a token
-    asks it. A database across the network is asked from the thread pool."""
-    registry = get_state(request).registry
-    if is_sqlite(registry.engine):
-        return current_principal(request)
-    return await run_in_threadpool(current_principal, request)
+    """`current_principal` as a dependency (every request with a token asks it)."""
+    return await quick_read(get_state(request).registry.engine, current_principal, request)
 
 
 async def _maybe_authenticated(request: Request) -> Principal | None:

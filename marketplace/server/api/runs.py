@@ -26,11 +26,10 @@ from anyio import to_thread
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from marketplace.server.api.deps import Runner, RunsDep, get_state
+from marketplace.server.api.deps import Runner, RunsDep, get_state, quick_read
 from marketplace.server.api.problems import problem_responses
 from marketplace.server.api.schemas import AGENT_NAME_PATTERN, RUN_ID, RunCreate, RunOut, RunsPage
 from marketplace.server.ratelimit import RateLimited
-from registry.db import is_sqlite
 from runs.errors import QuotaExceeded
 from runs.schemas import FINAL, RunEventPublic, RunPublic
 from runs.service import RunService
@@ -108,10 +107,8 @@ async def submit_run(
 
 
 async def _read(runs: RunService, run_id: str, owner: int) -> RunPublic:
-    """The caller's run; on SQLite read on the event loop (see `deps._authenticated`)."""
-    if is_sqlite(runs.store.engine):
-        return runs.store.get(run_id, owner)
-    return await to_thread.run_sync(runs.store.get, run_id, owner)
+    """The caller's run (`deps.quick_read`: on SQLite, read on the event loop)."""
+    return await quick_read(runs.store.engine, runs.store.get, run_id, owner)
 
 
 async def _until_final(
