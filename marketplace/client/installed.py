@@ -356,7 +356,14 @@ def refusal(factory: AgentFactory, name: str) -> Exception | None:
 def watch_installed(factory: AgentFactory) -> Callable[[], None]:
     """Refresh `factory` whenever the lockfile or the revocation list is replaced; returns a
     function that stops it."""
-    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.events import (
+        FileClosedEvent,
+        FileCreatedEvent,
+        FileDeletedEvent,
+        FileMovedEvent,
+        FileSystemEvent,
+        FileSystemEventHandler,
+    )
     from watchdog.observers import Observer
 
     from marketplace.client.lockfile import LOCK_NAME
@@ -371,7 +378,11 @@ def watch_installed(factory: AgentFactory) -> Callable[[], None]:
                 refresh_factory(factory)
 
     observer = Observer()
-    observer.schedule(_OnLock(), str(home), recursive=False)
+    # Both files are replaced by a rename (or written and closed, or removed). Writes in place
+    # are left out: the embedded database's files sit in the same directory, and every commit
+    # would otherwise wake the observer's threads (about a tenth of the server's CPU under load).
+    wanted = [FileMovedEvent, FileCreatedEvent, FileClosedEvent, FileDeletedEvent]
+    observer.schedule(_OnLock(), str(home), recursive=False, event_filter=wanted)
     observer.daemon = True
     observer.start()
     refresh_factory(factory)
