@@ -14,8 +14,11 @@ recompute (`SELECT ... FOR UPDATE`), which SQLite ignores and does not need.
 On SQLite, `write_session` and `write_connection` also queue the threads of this process on one
 lock per engine before `BEGIN IMMEDIATE`: SQLite's own busy handler, which is what a writer
 otherwise waits on, sleeps between retries (1, 2, 5, 10... ms) and misses the moment the lock
-is released, so under concurrency most of a write's time was spent asleep. Processes sharing
-the file still wait on the busy timeout, as before.
+is released, so under concurrency most of a write's time was spent asleep. For a database in a
+file, the first of this process's threads in line then takes an exclusive `flock` on a file
+beside it (`<database>.write-lock`), so the processes sharing the database (the API processes,
+the run engine's process) queue in the kernel as well, and are woken the moment the lock is
+free. A process that does not take it (the `sqlite3` shell) still meets the busy timeout.
 
 The schema belongs to Alembic (`registry/migrations`): `init_db` upgrades any database to the
 head revision, in one transaction under a migration lock (SQLite's write lock; a PostgreSQL
@@ -31,6 +34,8 @@ comparison by `include_object`.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -240,7 +245,46 @@ def read_session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-_write_locks: weakref.WeakKeyDictionary[object, threading.RLock] = weakref.WeakKeyDictionary()
+class _WriteQueue:
+    """The queue for one SQLite database's write lock: this process's threads on a reentrant
+    lock, then, around the outermost hold, an exclusive `flock` on `path` shared with the other
+    processes (None: a database in memory, or a lock file that cannot be opened)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        if path is not None:
+            try:
+                self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:
+                self._fd = None  # a read-only directory: the busy timeout still applies
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._depth -= 1
+                self._lock.release()
+                raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+_write_locks: weakref.WeakKeyDictionary[object, _WriteQueue] = weakref.WeakKeyDictionary()
 _write_locks_guard = threading.Lock()
 
 
@@ -251,7 +295,9 @@ def _write_lock(engine: Engine) -> AbstractContextManager[object]:
     with _write_locks_guard:  # one lock per pool: engines made by execution_options share it
         lock = _write_locks.get(engine.pool)
         if lock is None:
-            lock = _write_locks[engine.pool] = threading.RLock()
+            database = engine.url.database
+            path = None if database in (None, "", ":memory:") else Path(f"{database}.write-lock")
+            lock = _write_locks[engine.pool] = _WriteQueue(path)
     return lock
 
 
