@@ -36,6 +36,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from runs.schemas import NewRun, RunPublic
 from runs.settings import RunSettings
 from runs.slots import START_TIMEOUT_S, FinalListener, Slot, SlotPool
 from runs.store import RunStore
@@ -44,19 +45,27 @@ from runs.worker import WorkerConfig
 log = logging.getLogger("agentfactory.runs")
 
 
+Listener = Callable[[str], None]
+
+
 class RunEngine(Protocol):
     """Executes runs the store holds as `queued`."""
 
     def start(self) -> None: ...
+
+    def create(
+        self, publisher_id: int, new: NewRun, actor: str | None, bound: Listener
+    ) -> tuple[RunPublic, bool] | None:
+        """Create the run where this engine writes (`RunStore.create`: the run and whether it
+        is new) and execute it; `bound(run_id)` is called before it can end. None when the
+        engine does not create runs: the caller creates it in the store and `submit`s it."""
+        ...
 
     def submit(self, run_id: str) -> None: ...
 
     def cancel(self, run_id: str) -> None: ...
 
     def close(self) -> None: ...
-
-
-Listener = Callable[[str], None]
 
 
 class LocalEngine:
@@ -109,6 +118,11 @@ class LocalEngine:
             self._spawn(f"run-slot-{slot.index}", self._serve, slot)
         self._spawn("run-sweeper", self._sweep)
         self._pick_up_queued()
+
+    def create(
+        self, publisher_id: int, new: NewRun, actor: str | None, bound: Listener
+    ) -> tuple[RunPublic, bool] | None:
+        return None  # the caller's store is this engine's
 
     def submit(self, run_id: str) -> None:
         with self._lock:

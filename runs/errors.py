@@ -34,6 +34,9 @@ class IdempotencyConflict(Conflict):
             f"idempotency key {key!r} was used for run {run_id} with another agent or input"
         )
 
+    def __reduce__(self) -> tuple[type[IdempotencyConflict], tuple[str, str]]:
+        return type(self), (self.key, self.run_id)  # it crosses to the API from the engine
+
 
 class QuotaExceeded(RunError):
     """The account has `limit` runs of `kind` ("concurrent" or "hourly") already; a new one may
@@ -46,6 +49,15 @@ class QuotaExceeded(RunError):
         runs = "run" if limit == 1 else "runs"
         what = "queued or running" if kind == "concurrent" else "in the last hour"
         super().__init__(f"quota reached: {limit} {runs} {what}")
+
+    def __reduce__(self) -> tuple[type[QuotaExceeded], tuple[str, int, float]]:
+        return type(self), (self.kind, self.limit, self.retry_after)
+
+
+class EngineUnavailable(RunError):
+    """The run engine's process did not answer a submission (it died, or is starting again):
+    whether the run was created is unknown, so the client should retry with its idempotency
+    key."""
 
 
 class NoMatchingAgentVersion(NoMatchingRelease):

@@ -73,11 +73,19 @@ class RunService:
             agent=agent, agent_name=template.name, version=template.version, input=task,
             timeout_s=timeout, idempotency_key=idempotency_key,
         )
-        run, created = self.store.create(publisher_id, new, actor=actor)
-        if subscription is not None:
-            self.watch.bind(subscription, run.id)
+        def bound(run_id: str) -> None:
+            if subscription is not None:
+                self.watch.bind(subscription, run_id)
+
+        # An engine with a process of its own creates the run there and executes it at once.
+        made = self.engine.create(publisher_id, new, actor, bound)
+        if made is None:
+            made = self.store.create(publisher_id, new, actor=actor)
+            bound(made[0].id)
+            if made[1]:
+                self.engine.submit(made[0].id)
+        run, created = made
         if created:
-            self.engine.submit(run.id)
             self.watch.progress(run.id)  # event streams; a waiter for its end sleeps on
         return run, created
 

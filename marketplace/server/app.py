@@ -57,7 +57,7 @@ from marketplace.server.web import mount_web
 if TYPE_CHECKING:
     from core.config import FactorySettings
     from registry.blobs import BlobStore
-    from runs import RunService, WorkerConfig
+    from runs import RunEngine, RunService, RunStore, RunWatch, WorkerConfig
 
 log = logging.getLogger("agentfactory.marketplace")
 
@@ -174,7 +174,7 @@ def start_runs(settings: ServerSettings, state: MarketState) -> RunService:
     on it, so runs left `running` by an earlier server are given back to the queue at once. With
     `procrastinate`, runs are jobs for `agentfactory worker` processes and this process starts
     none."""
-    from runs import LocalEngine, RunEngine, RunService, RunStore, RunWatch
+    from runs import RunService, RunStore, RunWatch
 
     store = RunStore(state.registry.engine, settings.runs)
     watch = RunWatch()
@@ -185,12 +185,35 @@ def start_runs(settings: ServerSettings, state: MarketState) -> RunService:
         engine = ProcrastinateEngine(store, settings.database_url, on_change=watch.notify)
     else:
         # One embedded engine per home (machine), in whichever API process holds its lock.
-        engine = MachineEngine(lambda: LocalEngine(
-            store, worker_config(settings), on_change=watch.notify, on_start=watch.progress,
-            on_final=watch.settle, orphans=settings.database_url is None,
-        ), settings.home, retry_s=settings.runs.sweep_s)
+        engine = MachineEngine(
+            lambda: local_engine(settings, store, watch), settings.home,
+            retry_s=settings.runs.sweep_s,
+        )
     engine.start()
     return RunService(store, engine, watch)
+
+
+def local_engine(settings: ServerSettings, store: RunStore, watch: RunWatch) -> RunEngine:
+    """The embedded engine, in a process of its own (`runs.engine_process`) so that its
+    transactions and slot threads do not compete with requests for this process's core; in
+    this process only for a database no other process can open (SQLite in memory)."""
+    from runs import LocalEngine
+    from runs.engine_process import EngineSpec, ProcessEngine
+
+    url = store.engine.url
+    orphans = settings.database_url is None  # the embedded database: no other engine on it
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return LocalEngine(
+            store, worker_config(settings), on_change=watch.notify, on_start=watch.progress,
+            on_final=watch.settle, orphans=orphans,
+        )
+    spec = EngineSpec(
+        url.render_as_string(hide_password=False), settings.runs, worker_config(settings),
+        orphans, log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+    )
+    return ProcessEngine(
+        spec, on_change=watch.notify, on_start=watch.progress, on_final=watch.settle
+    )
 
 
 @asynccontextmanager

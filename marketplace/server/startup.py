@@ -35,6 +35,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from runs.engine import LocalEngine, RunEngine
+from runs.engine_process import ProcessEngine
+from runs.schemas import NewRun, RunPublic
 
 log = logging.getLogger("agentfactory.marketplace")
 
@@ -141,6 +143,12 @@ class MachineEngine:
                                             daemon=True)
             self._thread.start()
 
+    def create(
+        self, publisher_id: int, new: NewRun, actor: str | None, bound: Callable[[str], None]
+    ) -> tuple[RunPublic, bool] | None:
+        engine = self.engine
+        return None if engine is None else engine.create(publisher_id, new, actor, bound)
+
     def submit(self, run_id: str) -> None:
         # Not the owner: the run is queued in the store; the owner's sweeper takes it.
         if self.engine is not None:
@@ -154,12 +162,12 @@ class MachineEngine:
     def pids(self) -> list[int]:
         """Process ids of the live run workers of this process (none unless it is the owner)."""
         engine = self.engine
-        return engine.pids() if isinstance(engine, LocalEngine) else []
+        return engine.pids() if isinstance(engine, LocalEngine | ProcessEngine) else []
 
     def running(self) -> dict[str, int]:
         """Run id -> worker pid of the runs executing in this process."""
         engine = self.engine
-        return engine.running() if isinstance(engine, LocalEngine) else {}
+        return engine.running() if isinstance(engine, LocalEngine | ProcessEngine) else {}
 
     def close(self) -> None:
         self._stop.set()

@@ -29,6 +29,7 @@ from core import errors as core_errors
 from core.errors import AgentFactoryError
 from marketplace.server.ratelimit import RateLimited
 from registry import errors as reg
+from runs import errors as run_errors
 from sandbox import errors as sbx
 
 log = logging.getLogger("agentfactory.marketplace")
@@ -79,6 +80,8 @@ PROBLEMS: dict[type[BaseException], tuple[int, str]] = {
     reg.NoMatchingRelease: (404, "No matching release"),
     reg.Conflict: (409, "Conflict"),
     reg.BlobStoreUnavailable: (503, "Blob store unavailable"),
+    # runs
+    run_errors.EngineUnavailable: (503, "Run engine unavailable"),
     # sandbox
     sbx.SandboxError: (500, "Sandbox failure"),
     sbx.InvalidAgentSource: (400, "Invalid agent source"),

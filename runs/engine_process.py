@@ -1,0 +1,408 @@
+"""The embedded engine in a process of its own.
+
+`ProcessEngine` is a `RunEngine` that runs a `LocalEngine` (its slots, its worker processes, its
+sweeper) in a child process of the API server. Why: the API process is bound to one core by the
+GIL, and the engine's transactions (claim, finish) and slot threads used to compete with the
+requests for it; in a child they run beside the requests, on another core. Nothing changes in
+what a run does: the child executes runs exactly as an in-process `LocalEngine` does (see its
+invariants), against the same database.
+
+The child is a fresh interpreter started like a run worker (`sandbox.pool.WorkerProcess`: fork +
+exec, isolated mode, this process's `sys.path` and environment, a lifeline pipe that ends it
+when this process goes away, however that happens; its own workers then end with it). The
+database's URL reaches it over the pipe, never on its command line.
+
+Protocol, pickled tuples over one duplex pipe:
+- parent -> child: `("start", EngineSpec)` once, then `("create", n, publisher_id, NewRun,
+  actor, correlation_id)`, `("submit", run_id)`, `("cancel", run_id)`,
+  `("ask", n, "pids" | "running")` and `("close",)`;
+- child -> parent: `("ready",)` or `("failed", reason)` once, then `("created", n, run_json,
+  new)` or `("refused", n, exception)`, `("change", run_id)`, `("start", run_id)`,
+  `("final", run_json)` (the run as written, `RunPublic` JSON) and `("answer", n, value)`.
+
+Submissions are created in the child too (`create`): the run's transaction then runs beside
+the engine's, and the API process, whose threads would hold the database's write lock while
+they wait for the GIL, writes nothing on a run's way. A created run is executed at once; its
+`created` message precedes any other about it, and the parent binds the submitter's
+subscription on reading it, so the run's end is never missed.
+
+Invariants:
+- Every state change the child's engine reports reaches this process's listeners in the order
+  the child made them (one pipe, one reader thread).
+- A child that dies (killed, crashed) is started again after `RESTART_S`; with `orphans` (the
+  embedded database has no other user) the new one gives back at once the runs the dead one
+  left `running`, otherwise their leases expire. Runs submitted meanwhile wait in the store as
+  `queued`; the new child's sweep picks them up.
+- `close()` asks the child to close its engine (runs in flight go back to the store, workers are
+  reaped), waits for it to exit (`CLOSE_S`), and kills it if it has not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import pickle
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from core.context import correlation_id
+from runs.errors import EngineUnavailable
+from runs.schemas import NewRun, RunPublic
+from runs.settings import RunSettings
+from runs.slots import FinalListener
+from runs.worker import WorkerConfig
+from sandbox.pool import WorkerProcess
+
+log = logging.getLogger("agentfactory.runs")
+
+BOOT = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from runs.engine_process import main; main(sys.argv[2:])"
+)
+START_TIMEOUT_S = 120.0
+RESTART_S = 1.0
+RESTART_MAX_S = 30.0
+CLOSE_S = 40.0
+CREATE_TIMEOUT_S = 60.0
+ASK_TIMEOUT_S = 10.0
+
+Listener = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What the child builds its engine from."""
+
+    database_url: str
+    settings: RunSettings
+    worker: WorkerConfig
+    orphans: bool
+    log_level: str = "WARNING"
+    """The child logs like its parent: this is the parent's root level when it was made."""
+
+
+class ProcessEngine:
+    """A `LocalEngine` in a child process (see the module docstring)."""
+
+    def __init__(
+        self,
+        spec: EngineSpec,
+        *,
+        on_change: Listener | None = None,
+        on_start: Listener | None = None,
+        on_final: FinalListener | None = None,
+    ) -> None:
+        self.spec = spec
+        self.on_change = on_change or (lambda run_id: None)
+        self.on_start = on_start or self.on_change
+        self.on_final = on_final
+        self._child: WorkerProcess | None = None
+        self._send_lock = threading.Lock()
+        self._state = threading.Lock()
+        self._stop = threading.Event()
+        self._asked: dict[int, Future[Any]] = {}
+        self._creating: dict[int, tuple[Future[tuple[RunPublic, bool]], Listener]] = {}
+        self._numbers = itertools.count(1)
+        self._reader: threading.Thread | None = None
+
+    # ---------------------------------------------------------------------------- interface
+
+    def start(self) -> None:
+        if self._reader is not None:
+            return
+        self._reader = threading.Thread(target=self._follow, name="run-engine-process",
+                                        daemon=True)
+        self._spawn()
+        self._reader.start()
+
+    def create(
+        self, publisher_id: int, new: NewRun, actor: str | None, bound: Listener
+    ) -> tuple[RunPublic, bool] | None:
+        """`RunStore.create` in the child, which then executes the run; None if the child is
+        down (the caller creates the run: the next child sweeps it up). `EngineUnavailable`
+        if the child went away before answering: whether the run exists is then unknown."""
+        number = next(self._numbers)
+        answer: Future[tuple[RunPublic, bool]] = Future()
+        self._creating[number] = (answer, bound)
+        message = ("create", number, publisher_id, new, actor, correlation_id())
+        if not self._send(message):
+            self._creating.pop(number, None)
+            return None
+        try:
+            return answer.result(timeout=CREATE_TIMEOUT_S)
+        except TimeoutError:
+            raise EngineUnavailable("the run engine did not answer the submission in "
+                                    f"{CREATE_TIMEOUT_S:.0f} s") from None
+        finally:
+            self._creating.pop(number, None)
+
+    def submit(self, run_id: str) -> None:
+        # A child that is down (restarting) leaves the run queued: the next one sweeps it up.
+        self._send(("submit", run_id))
+
+    def cancel(self, run_id: str) -> None:
+        self._send(("cancel", run_id))
+
+    def pids(self) -> list[int]:
+        """Process ids of the live run workers (none while the child is down: they end with
+        it)."""
+        try:
+            return list(self._ask("pids"))
+        except EngineUnavailable:
+            return []
+
+    def running(self) -> dict[str, int]:
+        """Run id -> pid of the worker executing it, for the runs executing now (none while
+        the child is down)."""
+        try:
+            return dict(self._ask("running"))
+        except EngineUnavailable:
+            return {}
+
+    @property
+    def pid(self) -> int | None:
+        """The engine process's id (None while it is down)."""
+        child = self._child
+        return None if child is None else child.pid
+
+    def close(self) -> None:
+        with self._state:  # no child is started after this
+            self._stop.set()
+            child = self._child
+        if child is not None:
+            self._send(("close",))
+            try:
+                child.process.wait(timeout=CLOSE_S)
+            except Exception:  # subprocess.TimeoutExpired: it is killed below
+                log.warning("the run engine's process did not close in %.0f s", CLOSE_S)
+            child.retire(kill=True)
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        self._fail_asked("the engine is closed")
+
+    # ------------------------------------------------------------------------------ parent
+
+    def _spawn(self) -> bool:
+        """Start a child (False: the engine is closing)."""
+        with self._state:
+            if self._stop.is_set():
+                return False
+            child = WorkerProcess(boot=BOOT)
+            with self._send_lock:
+                child.conn.send(("start", self.spec))
+            self._child = child
+        return True
+
+    def _send(self, message: tuple[Any, ...]) -> bool:
+        """Whether `message` was sent (False: the child is gone; the reader starts another,
+        and the store keeps the runs)."""
+        child = self._child
+        if child is None:
+            return False
+        with self._send_lock:
+            try:
+                child.conn.send(message)
+            except (OSError, ValueError):
+                return False
+        return True
+
+    def _ask(self, what: str) -> Any:
+        number = next(self._numbers)
+        answer: Future[Any] = Future()
+        self._asked[number] = answer
+        try:
+            if not self._send(("ask", number, what)):
+                raise EngineUnavailable("the run engine's process is down")
+            return answer.result(timeout=ASK_TIMEOUT_S)
+        except TimeoutError:
+            raise EngineUnavailable(f"the run engine did not answer {what!r}") from None
+        finally:
+            self._asked.pop(number, None)
+
+    def _fail_asked(self, reason: str) -> None:
+        for number in list(self._asked):
+            answer = self._asked.pop(number, None)
+            if answer is not None and not answer.done():
+                answer.set_exception(EngineUnavailable(reason))
+        for number in list(self._creating):
+            entry = self._creating.pop(number, None)
+            if entry is not None and not entry[0].done():
+                entry[0].set_exception(EngineUnavailable(
+                    f"{reason} before it answered a submission; whether the run was created "
+                    "is unknown: submit it again with its idempotency key"
+                ))
+
+    def _follow(self) -> None:
+        """The reader thread: dispatch what the child says; start it again if it dies (after
+        `RESTART_S`, doubled up to `RESTART_MAX_S` while children die before being ready)."""
+        delay = RESTART_S
+        while not self._stop.is_set():
+            child = self._child
+            assert child is not None
+            self._read(child)
+            if self._stop.is_set():
+                return
+            log.error("the run engine's process %d %s; starting another in %.0f s", child.pid,
+                      child.exit_reason(), delay)
+            child.retire(kill=True)
+            self._fail_asked("the run engine's process was lost")
+            if self._stop.wait(delay):
+                return
+            delay = RESTART_S if child.ready else min(delay * 2, RESTART_MAX_S)
+            try:
+                if not self._spawn():
+                    return
+            except OSError as exc:
+                log.error("cannot start the run engine's process: %s", exc)
+                self._child = None
+                return
+
+    def _read(self, child: WorkerProcess) -> None:
+        """Dispatch messages until the pipe ends."""
+        while True:
+            try:
+                message = child.conn.recv()
+            except (EOFError, OSError):
+                return
+            try:
+                self._dispatch(message)
+            except Exception:
+                log.exception("run engine message %r could not be handled", message[:1])
+
+    def _dispatch(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "final":
+            run = RunPublic.model_validate_json(message[1])
+            if self.on_final is not None:
+                self.on_final(run)
+            else:
+                self.on_change(run.id)
+        elif kind == "created":
+            entry = self._creating.get(message[1])
+            run = RunPublic.model_validate_json(message[2])
+            if entry is not None and not entry[0].done():
+                entry[1](run.id)  # before any later message about the run is read
+                entry[0].set_result((run, message[3]))
+        elif kind == "refused":
+            entry = self._creating.get(message[1])
+            if entry is not None and not entry[0].done():
+                entry[0].set_exception(message[2])
+        elif kind == "start":
+            self.on_start(message[1])
+        elif kind == "change":
+            self.on_change(message[1])
+        elif kind == "answer":
+            answer = self._asked.get(message[1])
+            if answer is not None and not answer.done():
+                answer.set_result(message[2])
+        elif kind == "failed":
+            log.error("the run engine's process could not start: %s", message[1])
+        elif kind == "ready":
+            child = self._child
+            if child is not None:
+                child.ready = True
+        else:
+            log.error("the run engine's process sent %r", kind)
+
+
+# ---------------------------------------------------------------------------------- child
+
+
+def main(argv: list[str]) -> None:
+    """Entry point of `python -I -c BOOT sys_path conn_fd lifeline_fd`."""
+    conn_fd, lifeline_fd = argv
+    serve(Connection(int(conn_fd)), Connection(int(lifeline_fd), writable=False))
+
+
+def serve(conn: Connection, lifeline: Connection) -> None:
+    import os
+    import signal
+
+    from core.logs import configure_logging, log_format_from_env
+    from sandbox.worker import _watch_parent
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this one stops
+    threading.Thread(target=_watch_parent, args=(lifeline,), name="lifeline", daemon=True).start()
+    send_lock = threading.Lock()
+
+    def send(message: tuple[Any, ...]) -> None:
+        with send_lock:
+            conn.send(message)
+
+    try:
+        kind, spec = conn.recv()
+        assert kind == "start", kind
+        configure_logging(log_format_from_env(), spec.log_level)
+        engine = _build(spec, send)
+        engine.start()
+    except Exception as exc:
+        send(("failed", f"{type(exc).__name__}: {exc}"))
+        os._exit(1)
+    send(("ready",))
+    try:
+        while True:
+            message = conn.recv()
+            kind = message[0]
+            if kind == "create":
+                _create(engine, send, *message[1:])
+            elif kind == "submit":
+                engine.submit(message[1])
+            elif kind == "cancel":
+                engine.cancel(message[1])
+            elif kind == "ask":
+                value: Any = engine.pids() if message[2] == "pids" else engine.running()
+                send(("answer", message[1], value))
+            elif kind == "close":
+                break
+    except (EOFError, OSError):
+        pass  # the parent went away
+    engine.close()
+    os._exit(0)
+
+
+def _create(
+    engine: Any, send: Callable[[tuple[Any, ...]], None], number: int, publisher_id: int,
+    new: NewRun, actor: str | None, correlation: str | None,
+) -> None:
+    """Create a run for the parent and execute it; a refusal goes back as the exception."""
+    from core.context import set_correlation_id
+
+    set_correlation_id(correlation)  # the run, its audit events and its logs carry the request's
+    try:
+        run, created = engine.store.create(publisher_id, new, actor=actor)
+    except Exception as exc:
+        send(("refused", number, _portable(exc)))
+        return
+    send(("created", number, run.model_dump_json(), created))
+    if created:
+        engine.submit(run.id)
+
+
+def _portable(exc: Exception) -> Exception:
+    """`exc` if it survives pickling (the parent raises it as it is), else its words in an
+    `EngineUnavailable`."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return EngineUnavailable(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def _build(spec: EngineSpec, send: Callable[[tuple[Any, ...]], None]) -> Any:
+    from registry.db import make_engine
+    from runs.engine import LocalEngine
+    from runs.store import RunStore
+
+    store = RunStore(make_engine(spec.database_url), spec.settings)
+    return LocalEngine(
+        store, spec.worker,
+        on_change=lambda run_id: send(("change", run_id)),
+        on_start=lambda run_id: send(("start", run_id)),
+        on_final=lambda run: send(("final", run.model_dump_json())),
+        orphans=spec.orphans,
+    )
+

@@ -1,0 +1,223 @@
+"""The embedded engine in its own process (`runs.engine_process`), through the API.
+
+The server's runs are created and executed by a child process; these tests check what a user
+of the API would notice if that went wrong: refusals keep their answers, the run engine killed
+with -9 is replaced and its runs still finish (exactly once per idempotency key), nothing is
+left behind at shutdown, and processes sharing the embedded database queue for its write lock
+instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runs.conftest import BLOCKER, engine_of, register, wait_until
+
+
+def _engine_pid(client: Any) -> int | None:
+    process_engine = engine_of(client).engine  # MachineEngine -> ProcessEngine
+    return process_engine.pid if process_engine is not None else None
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1].startswith("Z")  # a zombie: dead, unreaped
+    except FileNotFoundError:
+        return True
+
+
+def test_runs_are_created_and_executed_outside_the_api_process(
+    make_app: Callable[..., Any],
+) -> None:
+    client = make_app(workers=1)
+    ada = register(client, "ada")
+    final = ada.run(BLOCKER, {"echo": "hi"})
+    assert final["status"] == "succeeded" and final["result"]["echo"] == "hi"
+    engine_pid = _engine_pid(client)
+    assert engine_pid is not None and engine_pid != os.getpid()
+    worker = final["result"]["pid"]
+    with open(f"/proc/{worker}/stat") as stat:
+        parent = int(stat.read().split(") ", 1)[1].split()[1])
+    assert parent == engine_pid  # the run's worker belongs to the engine's process
+
+
+def test_refused_submissions_keep_their_answers(
+    make_app: Callable[..., Any], tmp_path: Path
+) -> None:
+    client = make_app(workers=1, max_concurrent=1)
+    bob = register(client, "bob")
+    gate = tmp_path / "gate"
+    first = bob.submit(BLOCKER, {"until": str(gate)}, idempotency_key="k1")
+    assert first.status_code == 202, first.text
+
+    over = bob.submit(BLOCKER, {"echo": 1})
+    assert over.status_code == 429, over.text
+    assert over.json()["code"] == "QuotaLimited" and int(over.headers["Retry-After"]) >= 1
+
+    conflict = bob.submit(BLOCKER, {"echo": "other"}, idempotency_key="k1")
+    assert conflict.status_code == 409, conflict.text
+    assert conflict.json()["code"] == "IdempotencyConflict"
+    assert first.json()["id"] in conflict.json()["detail"]
+
+    replay = bob.submit(BLOCKER, {"until": str(gate)}, idempotency_key="k1")
+    assert replay.status_code == 200 and replay.json()["id"] == first.json()["id"]
+
+    gate.write_text("")
+    assert bob.wait(first.json()["id"])["status"] == "succeeded"
+    listed = client.get("/api/v1/runs", headers=bob.auth).json()
+    assert listed["total"] == 1  # the refusals created nothing
+
+
+def test_non_finite_input_is_refused_by_the_engine_with_400(make_app: Callable[..., Any]) -> None:
+    client = make_app(workers=1)
+    cleo = register(client, "cleo")
+    # JSON has no NaN; Python's json (the client here) writes it anyway, as hostile clients do.
+    body = '{"agent": "test-blocker", "input": {"x": NaN}}'
+    answer = client.post("/api/v1/runs", content=body, headers={
+        **cleo.auth, "Content-Type": "application/json",
+    })
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "AgentInputError" and "finite" in answer.json()["detail"]
+    assert client.get("/api/v1/runs", headers=cleo.auth).json()["total"] == 0
+
+
+def test_an_engine_process_killed_mid_run_is_replaced_and_the_run_finishes(
+    make_app: Callable[..., Any], tmp_path: Path
+) -> None:
+    client = make_app(workers=1)
+    dora = register(client, "dora")
+    gate = tmp_path / "gate"
+    run_id = dora.submit(BLOCKER, {"until": str(gate)}).json()["id"]
+    worker = wait_until(lambda: engine_of(client).running().get(run_id), what="the run starts")
+    engine_pid = _engine_pid(client)
+    assert engine_pid is not None
+    os.kill(engine_pid, signal.SIGKILL)
+
+    # A new engine process takes over; the orphaned run is given back and runs again.
+    wait_until(lambda: _engine_pid(client) not in (None, engine_pid), what="a new engine")
+    wait_until(lambda: _gone(worker), what="the dead engine's worker ends with it")
+    again = wait_until(lambda: engine_of(client).running().get(run_id),
+                       what="the run's second attempt starts")
+    assert again != worker
+    gate.write_text("")
+    final = dora.wait(run_id)
+    assert final["status"] == "succeeded" and final["attempt"] == 2
+    assert dora.run(BLOCKER, {"echo": "after"})["result"]["echo"] == "after"
+
+
+def test_submissions_around_an_engine_crash_answer_and_run_exactly_once(
+    make_app: Callable[..., Any],
+) -> None:
+    client = make_app(workers=1)
+    eve = register(client, "eve")
+    engine_pid = _engine_pid(client)
+    assert engine_pid is not None
+    os.kill(engine_pid, signal.SIGKILL)
+    answers = [eve.submit(BLOCKER, {"echo": n}, idempotency_key=f"key-{n}") for n in range(5)]
+    # Refused for now (503: whether it was created is unknown) or accepted; never a 500.
+    assert {a.status_code for a in answers} <= {200, 202, 503}, [a.text for a in answers]
+    for a in answers:
+        if a.status_code == 503:
+            assert a.json()["code"] == "EngineUnavailable"
+    wait_until(lambda: _engine_pid(client) not in (None, engine_pid), what="a new engine")
+    finals = []
+    for n in range(5):  # the client's retry: the same key
+
+        def taken(n: int = n) -> Any:
+            answer = eve.submit(BLOCKER, {"echo": n}, idempotency_key=f"key-{n}")
+            return answer if answer.status_code in (200, 202) else None
+
+        finals.append(eve.wait(wait_until(taken, what="the submission is taken").json()["id"]))
+    assert [f["status"] for f in finals] == ["succeeded"] * 5
+    assert [f["result"]["echo"] for f in finals] == list(range(5))
+    assert client.get("/api/v1/runs", headers=eve.auth).json()["total"] == 5
+
+
+def test_closing_the_server_leaves_no_engine_or_worker_process(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from marketplace.server.app import create_app
+    from marketplace.server.settings import ServerSettings
+    from runs.settings import RunSettings
+
+    settings = ServerSettings(home=tmp_path / "home", bootstrap=False, vet_uploads=False,
+                              runs=RunSettings(workers=2))
+    with TestClient(create_app(settings)) as client:
+        fay = register(client, "fay")
+        assert fay.run("documentaliste", {"text": "one two"})["status"] == "succeeded"
+        workers = wait_until(lambda: len(pids := engine_of(client).pids()) == 2 and pids)
+        engine_pid = _engine_pid(client)
+    assert engine_pid is not None
+    for pid in [engine_pid, *workers]:
+        assert _gone(pid), pid
+
+
+def _write_many(url: str, count: int, tag: str) -> None:
+    from sqlalchemy import text
+
+    from registry.db import make_engine, write_connection
+
+    engine = make_engine(url, busy_timeout_ms=0)  # SQLite's busy wait off: only the queue helps
+    for n in range(count):
+        with write_connection(engine) as conn:
+            conn.execute(text("INSERT INTO counts (tag, n) VALUES (:t, :n)"), {"t": tag, "n": n})
+            conn.execute(text("UPDATE total SET value = value + 1"))
+
+
+def test_processes_sharing_the_database_queue_for_its_write_lock(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from registry.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE counts (tag TEXT, n INTEGER)"))
+        conn.execute(text("CREATE TABLE total (value INTEGER)"))
+        conn.execute(text("INSERT INTO total VALUES (0)"))
+    spawn = multiprocessing.get_context("spawn")
+    writers = [spawn.Process(target=_write_many, args=(url, 300, f"p{i}")) for i in range(3)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    # Without the shared queue, a writer meets "database is locked" at once and dies with it.
+    assert [w.exitcode for w in writers] == [0, 0, 0]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT value FROM total")).scalar() == 900
+        rows = conn.execute(text("SELECT tag, COUNT(*) FROM counts GROUP BY tag")).all()
+    per_tag: dict[str, int] = {tag: count for tag, count in rows}
+    assert per_tag == {"p0": 300, "p1": 300, "p2": 300}
+
+
+@pytest.mark.parametrize("hostile", ["missing directory", "not a database"])
+def test_an_engine_process_that_cannot_start_says_why_and_closes(
+    tmp_path: Path, hostile: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database the child cannot open: its start fails, the parent logs the child's reason,
+    and closing does not wait for a child that never became ready."""
+    from runs.engine_process import EngineSpec, ProcessEngine
+    from runs.settings import RunSettings
+    from runs.worker import WorkerConfig
+
+    bad = tmp_path / hostile.replace(" ", "-")
+    if hostile == "not a database":
+        bad.write_bytes(os.urandom(4096))
+        url = f"sqlite:///{bad}"
+    else:
+        url = f"sqlite:///{bad}/x/y.db"
+    engine = ProcessEngine(EngineSpec(url, RunSettings(workers=1), WorkerConfig(), False))
+    with caplog.at_level("ERROR", logger="agentfactory.runs"):
+        engine.start()
+        try:
+            wait_until(lambda: "could not start" in caplog.text, what="the failure is logged")
+        finally:
+            engine.close()
