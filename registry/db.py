@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData, event, func, inspect, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
 
 from registry import models as _models  # noqa: F401  (registers the tables)
@@ -61,7 +63,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BASE_REVISION = "0001"
 # Any constant shared by all registry processes; it names the PostgreSQL advisory lock.
 _MIGRATION_LOCK = 0x6166_7265_6769_7374
-_WRITE = {"registry_write": True}
+_WRITE_OPTION = "registry_write"
+_WRITE = {_WRITE_OPTION: True}
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
@@ -85,8 +88,14 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get("registry_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        # On the driver's connection: SQLAlchemy's statement machinery (events, a result) cost
+        # more than SQLite takes to begin. Its error is wrapped as SQLAlchemy would have.
+        try:
+            conn.connection.dbapi_connection.execute(statement)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
     return engine
 
@@ -301,10 +310,24 @@ def _write_lock(engine: Engine) -> AbstractContextManager[object]:
     return lock
 
 
+_write_binds: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def _write_bind(engine: Engine) -> Engine:
+    """`engine` with the option that makes its transactions `BEGIN IMMEDIATE` on SQLite, made
+    once per engine (making one per transaction was a tenth of the run engine's time)."""
+    if not is_sqlite(engine):
+        return engine
+    bind = _write_binds.get(engine)
+    if bind is None:
+        bind = _write_binds[engine] = engine.execution_options(**_WRITE)
+    return bind
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction takes the write lock up front (SQLite) and commits on exit."""
-    bind = engine.execution_options(**_WRITE) if is_sqlite(engine) else engine
+    bind = _write_bind(engine)
     with _write_lock(engine), Session(bind, expire_on_commit=False) as session:
         try:
             yield session
@@ -318,6 +341,5 @@ def write_session(engine: Engine) -> Iterator[Session]:
 def write_connection(engine: Engine) -> Iterator[Connection]:
     """`write_session` for SQLAlchemy Core: a connection in a write transaction (taking the
     write lock up front on SQLite) that commits on exit, or rolls back on an error."""
-    bind = engine.execution_options(**_WRITE) if is_sqlite(engine) else engine
-    with _write_lock(engine), bind.begin() as conn:
+    with _write_lock(engine), _write_bind(engine).begin() as conn:
         yield conn
