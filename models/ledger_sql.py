@@ -13,7 +13,7 @@ the total with every committed entry and its own. Totals are updated in one orde
 sorts them), so two writers cannot deadlock. The reports (`usage`, `totals`, `spent`) sum
 `model_usage` itself.
 
-`record` runs on every model call, so its two statements are `_Prepared`: Core statements
+`record` runs on every model call, so its two statements are `core.sql.Prepared`: Core statements
 compiled once per dialect and sent on the driver's cursor inside SQLAlchemy's transaction (which
 keeps the engine's own BEGIN, pool and rollback on error). That skips SQLAlchemy's per-execution
 work, which cost more than the database itself here (see `benchmarks/bench_models.py`).
@@ -21,7 +21,7 @@ work, which cost more than the database itself here (see `benchmarks/bench_model
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col
 
+from core.sql import Prepared
 from models.ledger import ALL_TIME, Spend, TotalKey, UsageEntry, UsageRow, UsageTotal, entry_keys
 from models.records import SpendTotal, UsageRecord
 
@@ -84,43 +85,17 @@ def _add_to_totals(dialect: str, count: int) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A Core statement compiled for one dialect, run on a DB-API cursor."""
-
-    sql: str
-    order: tuple[str, ...] | None  # the parameters' order when the driver's style is positional
-    processors: dict[str, Callable[[Any], Any]]  # what SQLAlchemy would do to a value first
-
-    @classmethod
-    def compile(cls, statement: Any, dialect: Dialect) -> _Prepared:
-        compiled = statement.compile(dialect=dialect)
-        processors = {}
-        for name, bind in compiled.binds.items():
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                processors[name] = processor
-        order = tuple(compiled.positiontup) if dialect.positional else None
-        return cls(str(compiled), order, processors)
-
-    def execute(self, cursor: Any, params: dict[str, Any]) -> None:
-        for name, processor in self.processors.items():
-            params[name] = processor(params[name])
-        cursor.execute(self.sql, params if self.order is None else
-                       tuple(params[name] for name in self.order))
-
-
-@dataclass(frozen=True, slots=True)
 class _Statements:
     """`record`'s statements for one dialect."""
 
-    insert_usage: _Prepared
-    add_to_totals: dict[int, _Prepared]  # by the number of totals an entry counts in (1 to 3)
+    insert_usage: Prepared
+    add_to_totals: dict[int, Prepared]  # by the number of totals an entry counts in (1 to 3)
 
     @classmethod
     def of(cls, dialect: Dialect) -> _Statements:
         insert_usage = insert(TABLE).values({name: bindparam(name) for name in _USAGE_COLUMNS})
-        return cls(_Prepared.compile(insert_usage, dialect), {
-            count: _Prepared.compile(_add_to_totals(dialect.name, count), dialect)
+        return cls(Prepared.compile(insert_usage, dialect), {
+            count: Prepared.compile(_add_to_totals(dialect.name, count), dialect)
             for count in (1, 2, 3)
         })
 

@@ -22,14 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, func
 from sqlalchemy import select as sa_select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from core.sql import Prepared
 from registry.config import RegistryConfig
 from registry.errors import (
     AuthenticationError,
@@ -194,17 +198,45 @@ def tokens(session: Session, principal: Principal) -> list[TokenPublic]:
 
 
 def authenticate(conn: Connection, token: str) -> Principal:
-    """The holder of `token`, in one query (every request with a token asks this)."""
+    """The holder of `token`, in one query, inside the caller's transaction."""
     if not token.startswith(TOKEN_PREFIX):
         raise AuthenticationError("malformed token")
     rows = conn.execute(_BY_TOKEN, {"t_hash": hash_token(token)}).all()
+    return _holder([tuple(row) for row in rows])
+
+
+@lru_cache(maxsize=8)
+def _by_token(dialect: Dialect) -> Prepared:
+    return Prepared.compile(_BY_TOKEN, dialect)
+
+
+def authenticate_on(engine: Engine, token: str) -> Principal:
+    """`authenticate`, on a connection of `engine`'s pool of its own: every request with a
+    token asks this, so the query runs on the driver's cursor (`core.sql.Prepared`)."""
+    if not token.startswith(TOKEN_PREFIX):
+        raise AuthenticationError("malformed token")
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            _by_token(engine.dialect).execute(cursor, {"t_hash": hash_token(token)})
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    finally:
+        connection.close()  # back to the pool, which rolls back whatever the driver began
+    return _holder(rows)
+
+
+def _holder(rows: Sequence[Any]) -> Principal:
+    """The principal from `_BY_TOKEN`'s rows (one per namespace of the account)."""
     if not rows:
         raise AuthenticationError()
-    first = rows[0]
+    publisher_id, scopes, token_id, name, _ = rows[0]
     return Principal(
-        publisher_id=first.publisher_id, name=first.name,
-        namespaces=frozenset(r.normalized_name for r in rows if r.normalized_name is not None),
-        scopes=frozenset(first.scopes.split()), token_id=first.token_id,
+        publisher_id=publisher_id, name=name,
+        namespaces=frozenset(row[4] for row in rows if row[4] is not None),
+        scopes=frozenset(scopes.split()), token_id=token_id,
     )
 
 

@@ -202,8 +202,7 @@ class Registry:
             return accounts.tokens(s, principal)
 
     def authenticate(self, token: str) -> Principal:
-        with self.engine.connect() as conn:  # one Core query: no ORM session on this path
-            return accounts.authenticate(conn, token)
+        return accounts.authenticate_on(self.engine, token)
 
     def open_web_session(
         self, token: str, ttl: timedelta, now: datetime | None = None
