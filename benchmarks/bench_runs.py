@@ -15,8 +15,9 @@
 - `runs.sandboxed_per_s`: the same with a community agent installed in the server's home and
   run under the sandbox (policy `always`), `SANDBOXED_TOTAL` runs.
 
-The server has 2 run workers (the default) and no quotas; the load generator is this process.
-Figures are printed, never asserted.
+The server is `agentfactory serve` as the README starts it: its run engine in a process of its
+own (`runs.engine_process`), 2 run workers (the default), here without quotas. The load generator
+is this process, on the same cores. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
