@@ -262,16 +262,19 @@ class ProcessEngine:
                 return
 
     def _read(self, child: WorkerProcess) -> None:
-        """Dispatch messages until the pipe ends."""
+        """Dispatch messages until the pipe ends. A message that cannot be read or handled is
+        logged and skipped (the pipe's framing keeps the next one whole): the reader never
+        stops while the child lives, or every later submission would wait for its timeout."""
         while True:
             try:
-                message = child.conn.recv()
+                data = child.conn.recv_bytes()
             except (EOFError, OSError):
                 return
             try:
+                message = pickle.loads(data)
                 self._dispatch(message)
             except Exception:
-                log.exception("run engine message %r could not be handled", message[:1])
+                log.exception("a message of the run engine's process could not be handled")
 
     def _dispatch(self, message: tuple[Any, ...]) -> None:
         kind = message[0]

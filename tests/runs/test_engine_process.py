@@ -221,3 +221,35 @@ def test_an_engine_process_that_cannot_start_says_why_and_closes(
             wait_until(lambda: "could not start" in caplog.text, what="the failure is logged")
         finally:
             engine.close()
+
+
+def test_a_message_the_parent_cannot_read_is_skipped_not_fatal_to_its_reader() -> None:
+    """A frame that does not unpickle (or a message of an unknown kind) is logged and skipped:
+    the submission waiting behind it still gets its answer."""
+    from concurrent.futures import Future
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from runs.engine_process import EngineSpec, ProcessEngine
+    from runs.schemas import RunPublic, RunUsage
+    from runs.settings import RunSettings
+    from runs.worker import WorkerConfig
+
+    engine = ProcessEngine(EngineSpec("sqlite://", RunSettings(), WorkerConfig(), False))
+    run = RunPublic(
+        id="r" * 16, status="queued", agent="a", agent_name="a", version="1.0", input={},
+        result=None, error=None, created_at=datetime.now(UTC), started_at=None,
+        finished_at=None, usage=RunUsage(), timeout_s=1.0, idempotency_key=None, attempt=0,
+        cancel_requested=False,
+    )
+    answer: Future[Any] = Future()
+    bound: list[str] = []
+    engine._creating[7] = (answer, bound.append)
+    ours, theirs = multiprocessing.Pipe()
+    theirs.send_bytes(b"\x80\x04not a pickle")
+    theirs.send(("no such kind",))
+    theirs.send(("created", 7, run.model_dump_json(), True))
+    theirs.close()
+    engine._read(SimpleNamespace(conn=ours))  # type: ignore[arg-type]  # only .conn is used
+    created, new = answer.result(timeout=0)
+    assert (created.id, new, bound) == (run.id, True, [run.id])
