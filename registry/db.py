@@ -38,6 +38,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -46,8 +47,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData, event, func, inspect, select
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 from registry import models as _models  # noqa: F401  (registers the tables)
@@ -65,6 +66,9 @@ BASE_REVISION = "0001"
 _MIGRATION_LOCK = 0x6166_7265_6769_7374
 _WRITE_OPTION = "registry_write"
 _WRITE = {_WRITE_OPTION: True}
+_WRITE_BIND = "_agentfactory_write_bind"
+WRITE_QUEUE_TIMEOUT_S = 30.0
+"""How long a write waits for another process's hold of the database's write lock."""
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
@@ -102,6 +106,15 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def in_memory(url: URL) -> bool:
+    """Whether `url` is an SQLite database in memory (no file another process could open)."""
+    database = url.database or ""
+    return url.get_backend_name() == "sqlite" and (
+        database in ("", ":memory:") or database.startswith("file::memory:")
+        or url.query.get("mode") == "memory" or "mode=memory" in database
+    )
 
 
 def fts_available(engine: Engine) -> bool:
@@ -274,11 +287,33 @@ class _WriteQueue:
         self._depth += 1
         if self._depth == 1 and self._fd is not None:
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                self._flock(self._fd)
             except BaseException:
                 self._depth -= 1
                 self._lock.release()
                 raise
+
+    @staticmethod
+    def _flock(fd: int) -> None:
+        """Take the file lock, waiting at most `WRITE_QUEUE_TIMEOUT_S` (as SQLite's busy timeout
+        would) for a process that holds it. Asked without blocking, then again after pauses of
+        50 µs doubling to 2 ms: a blocking `flock` cannot be given a deadline."""
+        pause, deadline = 0.00005, time.monotonic() + WRITE_QUEUE_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise OperationalError(
+                        "(waiting for the database's write lock)", None,
+                        sqlite3.OperationalError(
+                            f"database is locked: another process held its write lock for "
+                            f"{WRITE_QUEUE_TIMEOUT_S:g} s"
+                        ),
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
 
     def __exit__(self, *exc_info: object) -> None:
         self._depth -= 1
@@ -305,22 +340,21 @@ def _write_lock(engine: Engine) -> AbstractContextManager[object]:
         lock = _write_locks.get(engine.pool)
         if lock is None:
             database = engine.url.database
-            path = None if database in (None, "", ":memory:") else Path(f"{database}.write-lock")
+            path = None if in_memory(engine.url) else Path(f"{database}.write-lock")
             lock = _write_locks[engine.pool] = _WriteQueue(path)
     return lock
 
 
-_write_binds: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
-
-
 def _write_bind(engine: Engine) -> Engine:
     """`engine` with the option that makes its transactions `BEGIN IMMEDIATE` on SQLite, made
-    once per engine (making one per transaction was a tenth of the run engine's time)."""
+    once per engine (making one per transaction was a tenth of the run engine's time). It is
+    kept on the engine itself: a cache keyed by the engine would keep it alive, since the
+    option's engine refers to it."""
     if not is_sqlite(engine):
         return engine
-    bind = _write_binds.get(engine)
+    bind: Engine | None = engine.__dict__.get(_WRITE_BIND)
     if bind is None:
-        bind = _write_binds[engine] = engine.execution_options(**_WRITE)
+        bind = engine.__dict__[_WRITE_BIND] = engine.execution_options(**_WRITE)
     return bind
 
 

@@ -23,8 +23,11 @@ Protocol, pickled tuples over one duplex pipe:
 Submissions are created in the child too (`create`): the run's transaction then runs beside
 the engine's, and the API process, whose threads would hold the database's write lock while
 they wait for the GIL, writes nothing on a run's way. A created run is executed at once; its
-`created` message precedes any other about it, and the parent binds the submitter's
-subscription on reading it, so the run's end is never missed.
+`created` message is sent before the child's slots are told of it, and the parent binds the
+submitter's subscription on reading it, so its end is not missed. (The child's sweep could take
+the committed run in between, once a second at most: a waiter then learns of the end by reading
+the run again after its one-second wait.) A submission's input is checked before it is pickled
+(`runs.schemas.json_problem`): pickle and JSON give up on values nested a few hundred deep.
 
 Invariants:
 - Every state change the child's engine reports reaches this process's listeners in the order
@@ -114,9 +117,9 @@ class ProcessEngine:
     def start(self) -> None:
         if self._reader is not None:
             return
+        self._spawn()
         self._reader = threading.Thread(target=self._follow, name="run-engine-process",
                                         daemon=True)
-        self._spawn()
         self._reader.start()
 
     def create(
@@ -129,10 +132,9 @@ class ProcessEngine:
         answer: Future[tuple[RunPublic, bool]] = Future()
         self._creating[number] = (answer, bound)
         message = ("create", number, publisher_id, new, actor, correlation_id())
-        if not self._send(message):
-            self._creating.pop(number, None)
-            return None
         try:
+            if not self._send(message):
+                return None
             return answer.result(timeout=CREATE_TIMEOUT_S)
         except TimeoutError:
             raise EngineUnavailable("the run engine did not answer the submission in "
@@ -242,24 +244,25 @@ class ProcessEngine:
         delay = RESTART_S
         while not self._stop.is_set():
             child = self._child
-            assert child is not None
-            self._read(child)
-            if self._stop.is_set():
-                return
-            log.error("the run engine's process %d %s; starting another in %.0f s", child.pid,
-                      child.exit_reason(), delay)
-            child.retire(kill=True)
-            self._fail_asked("the run engine's process was lost")
+            if child is not None:
+                self._read(child)
+                if self._stop.is_set():
+                    return
+                log.error("the run engine's process %d %s; starting another in %.0f s",
+                          child.pid, child.exit_reason(), delay)
+                child.retire(kill=True)
+                self._child = None
+                self._fail_asked("the run engine's process was lost")
+                delay = RESTART_S if child.ready else delay
             if self._stop.wait(delay):
                 return
-            delay = RESTART_S if child.ready else min(delay * 2, RESTART_MAX_S)
+            delay = min(delay * 2, RESTART_MAX_S)  # reset above by a child that got ready
             try:
                 if not self._spawn():
                     return
-            except OSError as exc:
-                log.error("cannot start the run engine's process: %s", exc)
-                self._child = None
-                return
+            except OSError as exc:  # no process or descriptor to spare: try again later
+                log.error("cannot start the run engine's process (trying again in %.0f s): %s",
+                          delay, exc)
 
     def _read(self, child: WorkerProcess) -> None:
         """Dispatch messages until the pipe ends. A message that cannot be read or handled is
@@ -286,10 +289,15 @@ class ProcessEngine:
                 self.on_change(run.id)
         elif kind == "created":
             entry = self._creating.get(message[1])
-            run = RunPublic.model_validate_json(message[2])
-            if entry is not None and not entry[0].done():
+            if entry is None or entry[0].done():
+                return
+            try:
+                run = RunPublic.model_validate_json(message[2])
                 entry[1](run.id)  # before any later message about the run is read
-                entry[0].set_result((run, message[3]))
+            except Exception as exc:
+                entry[0].set_exception(EngineUnavailable(f"the run's record did not arrive: {exc}"))
+                raise
+            entry[0].set_result((run, message[3]))
         elif kind == "refused":
             entry = self._creating.get(message[1])
             if entry is not None and not entry[0].done():
@@ -328,7 +336,8 @@ def serve(conn: Connection, lifeline: Connection) -> None:
     from core.logs import configure_logging, log_format_from_env
     from sandbox.worker import _watch_parent
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this one stops
+    for stop in (signal.SIGINT, signal.SIGTERM):  # the parent decides when this one stops
+        signal.signal(stop, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(lifeline,), name="lifeline", daemon=True).start()
     send_lock = threading.Lock()
 
@@ -349,38 +358,51 @@ def serve(conn: Connection, lifeline: Connection) -> None:
     try:
         while True:
             message = conn.recv()
-            kind = message[0]
-            if kind == "create":
-                _create(engine, send, *message[1:])
-            elif kind == "submit":
-                engine.submit(message[1])
-            elif kind == "cancel":
-                engine.cancel(message[1])
-            elif kind == "ask":
-                value: Any = engine.pids() if message[2] == "pids" else engine.running()
-                send(("answer", message[1], value))
-            elif kind == "close":
+            if message[0] == "close":
                 break
+            try:
+                _handle(engine, send, message)
+            except (EOFError, OSError):
+                raise
+            except Exception:  # one bad message must not take every run in flight with it
+                log.exception("run engine: message %r failed", message[0])
     except (EOFError, OSError):
         pass  # the parent went away
     engine.close()
     os._exit(0)
 
 
+def _handle(engine: Any, send: Callable[[tuple[Any, ...]], None], message: tuple[Any, ...]) -> None:
+    kind = message[0]
+    if kind == "create":
+        _create(engine, send, *message[1:])
+    elif kind == "submit":
+        engine.submit(message[1])
+    elif kind == "cancel":
+        engine.cancel(message[1])
+    elif kind == "ask":
+        value: Any = engine.pids() if message[2] == "pids" else engine.running()
+        send(("answer", message[1], value))
+
+
 def _create(
     engine: Any, send: Callable[[tuple[Any, ...]], None], number: int, publisher_id: int,
     new: NewRun, actor: str | None, correlation: str | None,
 ) -> None:
-    """Create a run for the parent and execute it; a refusal goes back as the exception."""
+    """Create a run for the parent and execute it; a refusal goes back as the exception. A run
+    created whose record cannot be sent is still executed: the sweep finds it queued."""
     from core.context import set_correlation_id
 
     set_correlation_id(correlation)  # the run, its audit events and its logs carry the request's
     try:
         run, created = engine.store.create(publisher_id, new, actor=actor)
+        data = run.model_dump_json()
     except Exception as exc:
         send(("refused", number, _portable(exc)))
         return
-    send(("created", number, run.model_dump_json(), created))
+    finally:
+        set_correlation_id(None)
+    send(("created", number, data, created))
     if created:
         engine.submit(run.id)
 
@@ -400,12 +422,22 @@ def _build(spec: EngineSpec, send: Callable[[tuple[Any, ...]], None]) -> Any:
     from runs.engine import LocalEngine
     from runs.store import RunStore
 
+    def final(run: RunPublic) -> None:
+        # Never raises for the run's content: a slot calling this may hold the next run's claim.
+        try:
+            data = run.model_dump_json()
+        except Exception:
+            log.exception("run %s: its final record cannot be sent; waiters will read it", run.id)
+            send(("change", run.id))
+            return
+        send(("final", data))
+
     store = RunStore(make_engine(spec.database_url), spec.settings)
     return LocalEngine(
         store, spec.worker,
         on_change=lambda run_id: send(("change", run_id)),
         on_start=lambda run_id: send(("start", run_id)),
-        on_final=lambda run: send(("final", run.model_dump_json())),
+        on_final=final,
         orphans=spec.orphans,
     )
 

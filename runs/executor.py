@@ -22,14 +22,21 @@ which the store records as `step.finish` audit events.
 
 from __future__ import annotations
 
-import json
 import re
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from core.errors import AgentFactoryError, AgentInputError, TemplateNotFound
 from runs.errors import BadAgentSpec
-from runs.schemas import MAX_STEPS, Claim, FinalStatus, Outcome, RunErrorInfo, StepSummary
+from runs.schemas import (
+    MAX_STEPS,
+    Claim,
+    FinalStatus,
+    Outcome,
+    RunErrorInfo,
+    StepSummary,
+    json_problem,
+)
 
 if TYPE_CHECKING:
     from core.factory import AgentFactory
@@ -147,10 +154,9 @@ class _BadOutput(Exception):
 
 
 def _check_json(result: Any) -> None:
-    try:
-        json.dumps(result, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise _BadOutput(f"the agent's result is not JSON: {exc}") from None
+    problem = json_problem(result, "the agent's result")
+    if problem is not None:
+        raise _BadOutput(problem)
 
 
 def _usage(sandboxed: TaskResult | None, started: float) -> dict[str, Any]:

@@ -120,6 +120,39 @@ class Claim:
 
 STEP_FIELDS = ("name", "agent", "version", "status")
 MAX_STEPS = 64
+MAX_DEPTH = 64
+"""How deep a run's input or result may nest (objects and arrays): deeper values are refused
+before they are stored, since the JSON and pickle codecs between the service's processes give up
+at a few hundred levels."""
+
+
+def json_problem(value: Any, what: str) -> str | None:
+    """Why `value` (a run's input or result, named `what` in the answer) cannot be stored and
+    sent as JSON: not JSON at all, a number that is not finite, nesting deeper than `MAX_DEPTH`,
+    or a string with a lone surrogate (no UTF-8 for it); None if it can."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:  # iterative: a hostile value must not exhaust the interpreter's stack
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return f"{what} nests deeper than {MAX_DEPTH} levels"
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in children:
+                if isinstance(key, str):
+                    stack.append((key, depth))
+                stack.append((child, depth + 1))
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{what} holds a string with a lone surrogate (not valid Unicode)"
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return f"{what}: numbers must be finite (no NaN or Infinity)"
+    except TypeError as exc:
+        return f"{what} is not JSON: {exc}"
+    return None
 
 
 @dataclass(frozen=True)

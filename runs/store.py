@@ -69,6 +69,7 @@ from runs.schemas import (
     RunPage,
     RunPublic,
     RunUsage,
+    json_problem,
 )
 from runs.settings import RunSettings
 
@@ -156,10 +157,10 @@ class RunStore:
     ) -> tuple[RunPublic, bool]:
         """The new queued run, and True; or, for a used idempotency key, that run and False.
         `actor` is the account's name for the audit trail (read from the database if None)."""
-        try:
-            input_json = json.dumps(new.input, separators=(",", ":"), allow_nan=False)
-        except ValueError:
-            raise AgentInputError("input: numbers must be finite (no NaN or Infinity)") from None
+        problem = json_problem(new.input, "input")
+        if problem is not None:
+            raise AgentInputError(problem)
+        input_json = json.dumps(new.input, separators=(",", ":"))
         try:
             return self._create(publisher_id, new, input_json, actor)
         except AgentFactoryError as exc:  # a quota, a reused idempotency key

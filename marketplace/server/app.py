@@ -197,12 +197,13 @@ def local_engine(settings: ServerSettings, store: RunStore, watch: RunWatch) -> 
     """The embedded engine, in a process of its own (`runs.engine_process`) so that its
     transactions and slot threads do not compete with requests for this process's core; in
     this process only for a database no other process can open (SQLite in memory)."""
+    from registry.db import in_memory
     from runs import LocalEngine
     from runs.engine_process import EngineSpec, ProcessEngine
 
     url = store.engine.url
     orphans = settings.database_url is None  # the embedded database: no other engine on it
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+    if in_memory(url):
         return LocalEngine(
             store, worker_config(settings), on_change=watch.notify, on_start=watch.progress,
             on_final=watch.settle, orphans=orphans,

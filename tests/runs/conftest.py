@@ -2,9 +2,11 @@
 
 - `blocker_site`: a third-party plugin, installed the way pip installs one (`tests.plugin_dist`),
   that offers the agent `test-blocker`: `{"block": true}` blocks forever, `{"until": PATH}` blocks
-  until that file exists, `{"echo": X}` answers `{"echo": X}` at once. The run workers are fresh
-  interpreters started with the parent's `sys.path`, so they load it through their entry points
-  like any installed plugin. The site is on `sys.path` only for the tests of this folder.
+  until that file exists, `{"echo": X}` answers `{"echo": X}` at once; `{"bad": "surrogate"}`
+  and `{"deep": N}` answer what the service must refuse (a lone surrogate, N levels of
+  nesting). The run workers are fresh interpreters started with the parent's `sys.path`, so
+  they load it through their entry points like any installed plugin. The site is on `sys.path`
+  only for the tests of this folder.
 - `make_app(**run_settings)`: a started in-process app (FastAPI `TestClient`, real worker
   processes) with the runs settings given; `Caller`s register accounts on it.
 - `wait_until(predicate)`: a bounded poll for a state a test cannot be told about otherwise
@@ -54,6 +56,13 @@ def agentfactory_process(agent, task):
             time.sleep(0.01)  # the agent's own polling, inside its worker process
     if task.get("crash"):
         raise RuntimeError("the agent broke")
+    if task.get("bad") == "surrogate":
+        return {"echo": "\\ud800"}
+    if "deep" in task:
+        value = {}
+        for _ in range(task["deep"]):
+            value = {"v": value}
+        return value
     return {"echo": task.get("echo"), "pid": os.getpid()}
 '''
 

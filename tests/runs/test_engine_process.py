@@ -253,3 +253,140 @@ def test_a_message_the_parent_cannot_read_is_skipped_not_fatal_to_its_reader() -
     engine._read(SimpleNamespace(conn=ours))  # type: ignore[arg-type]  # only .conn is used
     created, new = answer.result(timeout=0)
     assert (created.id, new, bound) == (run.id, True, [run.id])
+
+
+@pytest.mark.parametrize("body", [
+    '{"agent": "test-blocker", "input": {"x": "\\ud800"}}',  # a lone surrogate
+    '{"agent": "test-blocker", "input": {"x": ["\\udfff", "ok"]}}',
+    '{"agent": "test-blocker", "input": ' + '{"v": ' * 65 + "1" + "}" * 65 + "}",
+    '{"agent": "test-blocker", "input": ' + '{"v": [' * 150 + "1" + "]}" * 150 + "}",
+    '{"agent": "test-blocker", "input": ' + '{"v": ' * 900 + "1" + "}" * 900 + "}",
+])
+def test_inputs_the_service_cannot_carry_are_refused_and_harm_nobody(
+    make_app: Callable[..., Any], tmp_path: Path, body: str
+) -> None:
+    """A lone surrogate or nesting past 64 levels: 400 before anything is stored, the engine's
+    process unharmed, and another account's run in flight finishes."""
+    client = make_app(workers=1)
+    mia, noa = register(client, "mia"), register(client, "noa")
+    gate = tmp_path / "gate"
+    theirs = noa.submit(BLOCKER, {"until": str(gate)}).json()["id"]
+    wait_until(lambda: engine_of(client).running().get(theirs), what="noa's run starts")
+    engine_pid = _engine_pid(client)
+    for _ in range(3):
+        answer = client.post("/api/v1/runs", content=body, headers={
+            **mia.auth, "Content-Type": "application/json",
+        })
+        assert answer.status_code in (400, 422), answer.text
+        if answer.status_code == 400:
+            assert answer.json()["code"] == "AgentInputError", answer.text
+    assert client.get("/api/v1/runs", headers=mia.auth).json()["total"] == 0
+    assert _engine_pid(client) == engine_pid
+    gate.write_text("")
+    final = noa.wait(theirs)
+    assert final["status"] == "succeeded" and final["attempt"] == 1
+
+
+@pytest.mark.parametrize("task", [{"bad": "surrogate"}, {"deep": 70}, {"deep": 400}])
+def test_a_result_the_service_cannot_carry_fails_its_run_and_the_queue_goes_on(
+    make_app: Callable[..., Any], task: dict[str, Any]
+) -> None:
+    client = make_app(workers=1)
+    olga = register(client, "olga")
+    ids = [olga.submit(BLOCKER, task).json()["id"] for _ in range(2)]
+    ids.append(olga.submit(BLOCKER, {"echo": "next"}).json()["id"])
+    finals = [olga.wait(run_id) for run_id in ids]
+    assert [(f["status"], (f["error"] or {}).get("code")) for f in finals[:2]] == [
+        ("failed", "bad_output")] * 2
+    assert finals[2]["status"] == "succeeded" and finals[2]["result"]["echo"] == "next"
+    assert _engine_pid(client) is not None
+
+
+def test_an_engine_process_that_cannot_be_started_again_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of processes or descriptors at the moment of a restart: the parent tries again
+    later instead of leaving the server without an engine."""
+    from registry.db import init_db, make_engine
+    from runs import engine_process
+    from runs.engine_process import EngineSpec, ProcessEngine
+    from runs.settings import RunSettings
+    from runs.worker import WorkerConfig
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    init_db(make_engine(url))
+    monkeypatch.setattr(engine_process, "RESTART_S", 0.05)
+    engine = ProcessEngine(EngineSpec(url, RunSettings(workers=1), WorkerConfig(), False))
+    engine.start()
+    try:
+        first = wait_until(lambda: engine.pid, what="the engine's process")
+        real, failures = engine_process.WorkerProcess, [0]  # type: ignore[attr-defined]
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            if failures[0] < 2:
+                failures[0] += 1
+                raise OSError(24, "Too many open files")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(engine_process, "WorkerProcess", flaky)
+        os.kill(first, signal.SIGKILL)
+        second = wait_until(lambda: engine.pid not in (None, first) and engine.pid,
+                            what="a new engine's process")
+        assert failures[0] == 2
+        assert wait_until(lambda: engine.pids(), what="its worker")  # it answers
+        assert second != first
+    finally:
+        engine.close()
+
+
+def test_a_write_gives_up_on_a_lock_another_process_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process that holds the database's write lock and stalls (a suspended command):
+    a write waits the bounded time, then fails with "database is locked", store unchanged."""
+    import fcntl
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from registry import db
+
+    monkeypatch.setattr(db, "WRITE_QUEUE_TIMEOUT_S", 0.3)
+    path = tmp_path / "shared.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    # An open file of its own: to flock, another holder, as another process would be.
+    holder = os.open(f"{path}.write-lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(OperationalError, match="database is locked"), \
+                db.write_connection(engine) as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    with db.write_connection(engine) as conn:  # released: the next write goes through
+        conn.execute(text("INSERT INTO t VALUES (2)"))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT n FROM t")).scalars().all() == [2]
+
+
+def test_engines_that_wrote_are_freed_with_their_connections(tmp_path: Path) -> None:
+    import gc
+    import weakref
+
+    from sqlalchemy import text
+
+    from registry import db
+
+    refs = []
+    for n in range(5):
+        engine = db.make_engine(f"sqlite:///{tmp_path / f'{n}.db'}")
+        with db.write_connection(engine) as conn:
+            conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        engine.dispose()
+        refs.append(weakref.ref(engine))
+        del engine, conn
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 5
