@@ -25,20 +25,30 @@ class Prepared:
     sql: str
     order: tuple[str, ...] | None  # the parameters' order when the driver's style is positional
     processors: dict[str, Callable[[Any], Any]]  # what SQLAlchemy would do to a value first
+    fixed: dict[str, Any]  # the statement's own values (a literal in an expression, say)
 
     @classmethod
     def compile(cls, statement: Any, dialect: Dialect) -> Prepared:
         compiled = statement.compile(dialect=dialect)
         processors = {}
+        fixed = {}
         for name, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 processors[name] = processor
+            if not bind.required:
+                fixed[name] = bind.value
         order = tuple(compiled.positiontup) if dialect.positional else None
-        return cls(str(compiled), order, processors)
+        return cls(str(compiled), order, processors, fixed)
 
     def execute(self, cursor: Any, params: dict[str, Any]) -> None:
+        cursor.execute(self.sql, self._driver_params(params))
+
+    def executemany(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        cursor.executemany(self.sql, [self._driver_params(params) for params in rows])
+
+    def _driver_params(self, given: dict[str, Any]) -> Any:
+        params = {**self.fixed, **given} if self.fixed else given
         for name, processor in self.processors.items():
             params[name] = processor(params[name])
-        cursor.execute(self.sql, params if self.order is None else
-                       tuple(params[name] for name in self.order))
+        return params if self.order is None else tuple(params[name] for name in self.order)

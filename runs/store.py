@@ -44,15 +44,18 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 
 from core.context import correlation_id
 from core.errors import AgentFactoryError, AgentInputError
+from core.sql import Prepared
 from registry import audit
 from registry.db import init_db, write_connection
 from registry.models import AuditEvent, Publisher, utcnow
@@ -90,12 +93,10 @@ _BLANK: dict[str, Any] = {column.name: None for column in RUN.columns}
 # several times what SQLite takes to run it. Values come as parameters at execution; a bound name
 # never collides with a column's (SQLAlchemy reserves those for VALUES and SET).
 _INSERT_RUN = insert(RUN)
-_INSERT_EVENT = insert(EVENT)
 _INSERT_NEXT_EVENT = insert(EVENT).values(
     seq=select(func.coalesce(func.max(EVENT.c.seq), 0) + 1)
     .where(EVENT.c.run_id == bindparam("e_run")).scalar_subquery()
 )
-_INSERT_AUDIT = insert(AUDIT)
 _BY_ID = select(RUN).where(RUN.c.id == bindparam("r_id"))
 _BY_ID_LOCKED = _BY_ID.with_for_update()
 _BY_KEY = select(RUN).where(
@@ -510,16 +511,50 @@ def _settle(conn: Connection, row: Row, outcome: Outcome, now: datetime) -> dict
     return settled
 
 
+@dataclass(frozen=True)
+class _Inserts:
+    """The appends every state change makes, compiled for one dialect and sent on the
+    driver's cursor inside the caller's transaction (`core.sql.Prepared`): SQLAlchemy's
+    per-execution work cost more than SQLite takes to append a row."""
+
+    event: Prepared
+    next_event: Prepared
+    audit: Prepared
+
+    @staticmethod
+    @lru_cache(maxsize=8)
+    def of(dialect: Dialect) -> _Inserts:
+        event: dict[str, Any] = {
+            name: bindparam(name) for name in ("run_id", "kind", "data_json", "at")
+        }
+        audit_columns = (
+            "at", "actor", "actor_id", "action", "object_type", "object_id", "owner_id",
+            "outcome", "correlation_id", "detail_json",
+        )
+        return _Inserts(
+            Prepared.compile(insert(EVENT).values({**event, "seq": bindparam("seq")}), dialect),
+            Prepared.compile(_INSERT_NEXT_EVENT.values(event), dialect),
+            Prepared.compile(
+                insert(AUDIT).values({name: bindparam(name) for name in audit_columns}), dialect
+            ),
+        )
+
+
 def _event(
     conn: Connection, run_id: str, kind: str, data: dict[str, Any], now: datetime,
     *, seq: int | None = None,
 ) -> None:
     """Append the run's next event (`seq`: its number when the caller knows it)."""
     values = {"run_id": run_id, "kind": kind, "data_json": json.dumps(data), "at": now}
-    if seq is None:
-        conn.execute(_INSERT_NEXT_EVENT, {**values, "e_run": run_id})
-    else:
-        conn.execute(_INSERT_EVENT, {**values, "seq": seq})
+    inserts = _Inserts.of(conn.dialect)
+    cursor = conn.connection.cursor()
+    try:
+        if seq is None:
+            inserts.next_event.execute(cursor, {**values, "e_run": run_id})
+        else:
+            inserts.event.execute(cursor, {**values, "seq": seq})
+    finally:
+        cursor.close()
 
 
 def _audit_row(
@@ -548,7 +583,11 @@ def _audit_row(
 
 
 def _audit(conn: Connection, events: list[dict[str, Any]]) -> None:
-    conn.execute(_INSERT_AUDIT, events)
+    cursor = conn.connection.cursor()
+    try:
+        _Inserts.of(conn.dialect).audit.executemany(cursor, events)
+    finally:
+        cursor.close()
 
 
 def _aware(moment: datetime) -> datetime:
