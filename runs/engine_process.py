@@ -27,7 +27,7 @@ they wait for the GIL, writes nothing on a run's way. A created run is executed 
 submitter's subscription on reading it, so its end is not missed. (The child's sweep could take
 the committed run in between, once a second at most: a waiter then learns of the end by reading
 the run again after its one-second wait.) A submission's input is checked before it is pickled
-(`runs.schemas.json_problem`): pickle and JSON give up on values nested a few hundred deep.
+(`runs.schemas.stored_json`): pickle and JSON give up on values nested a few hundred deep.
 
 Invariants:
 - Every state change the child's engine reports reaches this process's listeners in the order

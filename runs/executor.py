@@ -32,10 +32,11 @@ from runs.schemas import (
     MAX_STEPS,
     Claim,
     FinalStatus,
+    NotStorable,
     Outcome,
     RunErrorInfo,
     StepSummary,
-    json_problem,
+    stored_json,
 )
 
 if TYPE_CHECKING:
@@ -154,9 +155,10 @@ class _BadOutput(Exception):
 
 
 def _check_json(result: Any) -> None:
-    problem = json_problem(result, "the agent's result")
-    if problem is not None:
-        raise _BadOutput(problem)
+    try:
+        stored_json(result, "the agent's result")
+    except NotStorable as exc:
+        raise _BadOutput(str(exc)) from None
 
 
 def _usage(sandboxed: TaskResult | None, started: float) -> dict[str, Any]:

@@ -126,16 +126,21 @@ before they are stored, since the JSON and pickle codecs between the service's p
 at a few hundred levels."""
 
 
-def json_problem(value: Any, what: str) -> str | None:
-    """Why `value` (a run's input or result, named `what` in the answer) cannot be stored and
-    sent as JSON: not JSON at all, a number that is not finite, nesting deeper than `MAX_DEPTH`,
-    or a string with a lone surrogate (no UTF-8 for it); None if it can."""
+class NotStorable(ValueError):
+    """A run's input or result that cannot be stored and sent as JSON (`stored_json`)."""
+
+
+def stored_json(value: Any, what: str) -> str:
+    """`value` (a run's input or result, named `what` in the refusal) as the compact JSON the
+    store keeps; `NotStorable` saying why if it is not JSON at all, holds a number that is not
+    finite, nests deeper than `MAX_DEPTH`, or holds a string with a lone surrogate (no UTF-8
+    for it)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:  # iterative: a hostile value must not exhaust the interpreter's stack
         item, depth = stack.pop()
         if isinstance(item, dict | list):
             if depth > MAX_DEPTH:
-                return f"{what} nests deeper than {MAX_DEPTH} levels"
+                raise NotStorable(f"{what} nests deeper than {MAX_DEPTH} levels")
             children = item.items() if isinstance(item, dict) else enumerate(item)
             for key, child in children:
                 if isinstance(key, str):
@@ -145,14 +150,15 @@ def json_problem(value: Any, what: str) -> str | None:
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                return f"{what} holds a string with a lone surrogate (not valid Unicode)"
+                raise NotStorable(
+                    f"{what} holds a string with a lone surrogate (not valid Unicode)"
+                ) from None
     try:
-        json.dumps(value, allow_nan=False)
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
     except ValueError:
-        return f"{what}: numbers must be finite (no NaN or Infinity)"
+        raise NotStorable(f"{what}: numbers must be finite (no NaN or Infinity)") from None
     except TypeError as exc:
-        return f"{what} is not JSON: {exc}"
-    return None
+        raise NotStorable(f"{what} is not JSON: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from core.errors import AgentInputError, TemplateNotFound
 from runs.engine import RunEngine
 from runs.errors import RunError
 from runs.executor import installed_refusal, split_agent, version_allowed
-from runs.schemas import NewRun, RunPublic, json_problem
+from runs.schemas import NewRun, NotStorable, RunPublic, stored_json
 from runs.store import RunStore
 from runs.watch import RunWatch, Subscription
 
@@ -69,9 +69,10 @@ class RunService:
         timeout = settings.default_timeout_s if timeout_s is None else timeout_s
         if timeout > settings.max_timeout_s:
             raise TimeoutTooLong(timeout, settings.max_timeout_s)
-        problem = json_problem(task, "input")  # before it is pickled for the engine's process
-        if problem is not None:
-            raise AgentInputError(problem)
+        try:
+            stored_json(task, "input")  # refused here, before it is pickled for the engine
+        except NotStorable as exc:
+            raise AgentInputError(str(exc)) from None
         new = NewRun(
             agent=agent, agent_name=template.name, version=template.version, input=task,
             timeout_s=timeout, idempotency_key=idempotency_key,

@@ -66,13 +66,14 @@ from runs.schemas import (
     FINAL,
     Claim,
     NewRun,
+    NotStorable,
     Outcome,
     RunErrorInfo,
     RunEventPublic,
     RunPage,
     RunPublic,
     RunUsage,
-    json_problem,
+    stored_json,
 )
 from runs.settings import RunSettings
 
@@ -158,10 +159,10 @@ class RunStore:
     ) -> tuple[RunPublic, bool]:
         """The new queued run, and True; or, for a used idempotency key, that run and False.
         `actor` is the account's name for the audit trail (read from the database if None)."""
-        problem = json_problem(new.input, "input")
-        if problem is not None:
-            raise AgentInputError(problem)
-        input_json = json.dumps(new.input, separators=(",", ":"))
+        try:
+            input_json = stored_json(new.input, "input")
+        except NotStorable as exc:
+            raise AgentInputError(str(exc)) from None
         try:
             return self._create(publisher_id, new, input_json, actor)
         except AgentFactoryError as exc:  # a quota, a reused idempotency key
