@@ -202,7 +202,7 @@ def authenticate(conn: Connection, token: str) -> Principal:
     if not token.startswith(TOKEN_PREFIX):
         raise AuthenticationError("malformed token")
     rows = conn.execute(_BY_TOKEN, {"t_hash": hash_token(token)}).all()
-    return _holder([tuple(row) for row in rows])
+    return _holder(rows)  # Core rows unpack and index like the driver's tuples
 
 
 @lru_cache(maxsize=8)
