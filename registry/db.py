@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData, event, func, inspect, select
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -78,7 +78,12 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
         )
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    # The pool hands out the connection returned last: SQLite keeps a page cache per
+    # connection and empties it when it finds the database changed by another connection, so
+    # taking them in turn (the pool's default) made every transaction read its pages again.
+    # (A database in memory has one connection per thread: no pool to order.)
+    pooled = {} if in_memory(make_url(url)) else {"pool_use_lifo": True}
+    engine = create_engine(url, connect_args={"check_same_thread": False}, **pooled)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
