@@ -26,7 +26,9 @@ they wait for the GIL, writes nothing on a run's way. A created run is executed 
 `created` message is sent before the child's slots are told of it, and the parent binds the
 submitter's subscription on reading it, so its end is not missed. (The child's sweep could take
 the committed run in between, once a second at most: a waiter then learns of the end by reading
-the run again after its one-second wait.) A submission's input is checked before it is pickled
+the run again after its one-second wait.) The submissions waiting in the pipe when the child
+reads it are created together, in one transaction (`RunStore.create_many`), each answered as
+if alone. A submission's input is checked before it is pickled
 (`runs.schemas.stored_json`): pickle and JSON give up on values nested a few hundred deep.
 
 Invariants:
@@ -61,6 +63,10 @@ from runs.worker import WorkerConfig
 from sandbox.pool import WorkerProcess
 
 log = logging.getLogger("agentfactory.runs")
+
+BATCH = 64
+"""The most messages the child takes off the pipe at once; the submissions among them are
+created in one transaction (a commit per submission was most of the child's write work)."""
 
 BOOT = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
@@ -356,27 +362,50 @@ def serve(conn: Connection, lifeline: Connection) -> None:
         os._exit(1)
     send(("ready",))
     try:
-        while True:
-            message = conn.recv()
-            if message[0] == "close":
-                break
-            try:
-                _handle(engine, send, message)
-            except (EOFError, OSError):
-                raise
-            except Exception:  # one bad message must not take every run in flight with it
-                log.exception("run engine: message %r failed", message[0])
+        closing = False
+        while not closing:
+            messages = [conn.recv()]
+            while len(messages) < BATCH and conn.poll():
+                messages.append(conn.recv())
+            closing = _handle_all(engine, send, messages)
     except (EOFError, OSError):
         pass  # the parent went away
     engine.close()
     os._exit(0)
 
 
+def _handle_all(
+    engine: Any, send: Callable[[tuple[Any, ...]], None], messages: list[tuple[Any, ...]]
+) -> bool:
+    """Handle `messages` in order, each run of submissions in one transaction; True at
+    `close` (the messages after it are dropped)."""
+    creating: list[tuple[Any, ...]] = []
+    for message in [*messages, ("end",)]:
+        if message[0] == "create":
+            creating.append(message)
+            continue
+        if creating:
+            _guarded(_create, engine, send, creating)
+            creating = []
+        if message[0] == "close":
+            return True
+        if message[0] != "end":
+            _guarded(_handle, engine, send, message)
+    return False
+
+
+def _guarded(handler: Callable[..., None], *args: Any) -> None:
+    try:
+        handler(*args)
+    except (EOFError, OSError):
+        raise
+    except Exception:  # one bad message must not take every run in flight with it
+        log.exception("run engine: %s failed", handler.__name__)
+
+
 def _handle(engine: Any, send: Callable[[tuple[Any, ...]], None], message: tuple[Any, ...]) -> None:
     kind = message[0]
-    if kind == "create":
-        _create(engine, send, *message[1:])
-    elif kind == "submit":
+    if kind == "submit":
         engine.submit(message[1])
     elif kind == "cancel":
         engine.cancel(message[1])
@@ -386,25 +415,34 @@ def _handle(engine: Any, send: Callable[[tuple[Any, ...]], None], message: tuple
 
 
 def _create(
-    engine: Any, send: Callable[[tuple[Any, ...]], None], number: int, publisher_id: int,
-    new: NewRun, actor: str | None, correlation: str | None,
+    engine: Any, send: Callable[[tuple[Any, ...]], None], messages: list[tuple[Any, ...]]
 ) -> None:
-    """Create a run for the parent and execute it; a refusal goes back as the exception. A run
-    created whose record cannot be sent is still executed: the sweep finds it queued."""
-    from core.context import set_correlation_id
+    """Create the runs of `create` messages for the parent, in one transaction, and execute
+    them; a refusal goes back as the exception. A run created whose record cannot be sent is
+    still executed: the sweep finds it queued."""
+    from runs.store import Submission
 
-    set_correlation_id(correlation)  # the run, its audit events and its logs carry the request's
+    submissions = [
+        Submission(publisher_id, new, actor, correlation)
+        for _, _, publisher_id, new, actor, correlation in messages
+    ]
     try:
-        run, created = engine.store.create(publisher_id, new, actor=actor)
-        data = run.model_dump_json()
-    except Exception as exc:
-        send(("refused", number, _portable(exc)))
-        return
-    finally:
-        set_correlation_id(None)
-    send(("created", number, data, created))
-    if created:
-        engine.submit(run.id)
+        answers = engine.store.create_many(submissions)
+    except Exception as exc:  # each waiting submitter hears of it at once
+        answers = [exc] * len(submissions)
+    for message, answer in zip(messages, answers, strict=True):
+        number = message[1]
+        try:
+            if isinstance(answer, Exception):
+                raise answer
+            run, created = answer
+            data = run.model_dump_json()
+        except Exception as exc:
+            send(("refused", number, _portable(exc)))
+            continue
+        send(("created", number, data, created))
+        if created:
+            engine.submit(run.id)
 
 
 def _portable(exc: Exception) -> Exception:

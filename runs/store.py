@@ -43,17 +43,17 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 
-from core.context import correlation_id
+from core.context import correlated, correlation_id
 from core.errors import AgentFactoryError, AgentInputError
 from core.sql import Prepared
 from registry import audit
@@ -132,6 +132,17 @@ _RECENT_COUNT = select(func.count(), func.min(RUN.c.created_at)).where(
 _ACCOUNT_NAME = select(PUBLISHER.c.name).where(PUBLISHER.c.id == bindparam("p_id"))
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One submission for `RunStore.create_many`: `create`'s arguments, and the correlation id
+    of the request that made it."""
+
+    publisher_id: int
+    new: NewRun
+    actor: str | None = None
+    correlation_id: str | None = None
+
+
 def new_run_id() -> str:
     """16 URL-safe characters (96 random bits): unguessable, so ids leak nothing."""
     return secrets.token_urlsafe(12)
@@ -159,17 +170,13 @@ class RunStore:
     ) -> tuple[RunPublic, bool]:
         """The new queued run, and True; or, for a used idempotency key, that run and False.
         `actor` is the account's name for the audit trail (read from the database if None)."""
+        input_json = _input_json(new)
         try:
-            input_json = stored_json(new.input, "input")
-        except NotStorable as exc:
-            raise AgentInputError(str(exc)) from None
-        try:
-            return self._create(publisher_id, new, input_json, actor)
-        except AgentFactoryError as exc:  # a quota, a reused idempotency key
-            audit.record_refusal(
-                self.engine, exc, "run.submit", audit.Actor(actor or "", publisher_id), "run",
-                "(new)", detail={"agent": new.agent_name},
+            row, created = self._write(
+                lambda conn: self._new_run(conn, publisher_id, new, input_json, actor)
             )
+        except AgentFactoryError as exc:  # a quota, a reused idempotency key
+            self._refused(exc, publisher_id, new, actor)
             raise
         except IntegrityError:
             # Two submissions with one key raced (PostgreSQL); the winner's run is the answer.
@@ -177,40 +184,96 @@ class RunStore:
             if existing is None:
                 raise
             return existing, False
+        return _public(row), created
 
-    def _create(
-        self, publisher_id: int, new: NewRun, input_json: str, actor: str | None
-    ) -> tuple[RunPublic, bool]:
+    def create_many(
+        self, submissions: Sequence[Submission]
+    ) -> list[tuple[RunPublic, bool] | Exception]:
+        """`create` for each submission, in order, in one write transaction: what `create`
+        would answer it, or raise for it (a refusal is its own; the others are created). Each
+        is written under its own correlation id. If the transaction fails for another reason,
+        each submission goes through `create` alone, so one cannot take the others with it."""
+        answers: list[tuple[RunPublic, bool] | Exception | None] = [None] * len(submissions)
+        inputs: dict[int, str] = {}
+        for n, submission in enumerate(submissions):
+            try:
+                inputs[n] = _input_json(submission.new)
+            except AgentInputError as exc:
+                answers[n] = exc
+
+        def write(conn: Connection) -> dict[int, tuple[Row, bool] | AgentFactoryError]:
+            written: dict[int, tuple[Row, bool] | AgentFactoryError] = {}
+            for n, input_json in inputs.items():
+                one = submissions[n]
+                with correlated(one.correlation_id):
+                    try:  # a refusal is raised before the submission writes anything
+                        written[n] = self._new_run(
+                            conn, one.publisher_id, one.new, input_json, one.actor
+                        )
+                    except AgentFactoryError as exc:
+                        written[n] = exc
+            return written
+
+        try:
+            written = self._write(write) if inputs else {}
+        except Exception:
+            written = {}
+            for n in inputs:
+                one = submissions[n]
+                with correlated(one.correlation_id):
+                    try:
+                        answers[n] = self.create(one.publisher_id, one.new, actor=one.actor)
+                    except Exception as exc:
+                        answers[n] = exc
+        for n, result in written.items():
+            if isinstance(result, AgentFactoryError):
+                one = submissions[n]
+                with correlated(one.correlation_id):
+                    self._refused(result, one.publisher_id, one.new, one.actor)
+                answers[n] = result
+            else:
+                answers[n] = (_public(result[0]), result[1])
+        assert all(answer is not None for answer in answers)
+        return cast(list[tuple[RunPublic, bool] | Exception], answers)
+
+    def _new_run(
+        self, conn: Connection, publisher_id: int, new: NewRun, input_json: str,
+        actor: str | None,
+    ) -> tuple[Row, bool]:
+        """Insert the run `new` (its row, True), or find the one its idempotency key made
+        (False); raises a refusal before writing anything."""
+        if new.idempotency_key is not None:
+            used = _row_by_key(conn, publisher_id, new.idempotency_key)
+            if used is not None:
+                if (used["agent"], used["input_json"]) != (new.agent, input_json):
+                    raise IdempotencyConflict(new.idempotency_key, used["id"])
+                return used, False
+        now = self.now()  # under the write lock: creation times follow commit order
+        self._check_quotas(conn, publisher_id, now)
         values = {
             "id": new_run_id(), "publisher_id": publisher_id, "agent": new.agent,
             "agent_name": new.agent_name, "version": new.version, "input_json": input_json,
             "status": "queued", "timeout_s": new.timeout_s,
             "idempotency_key": new.idempotency_key, "attempt": 0,
-            "cancel_requested": False, "correlation_id": correlation_id(),
+            "cancel_requested": False, "correlation_id": correlation_id(), "created_at": now,
         }
         row = {**_BLANK, **values}
         detail = {"agent": new.agent_name, "version": new.version}
+        conn.execute(_INSERT_RUN, values)
+        _event(conn, row["id"], "queued", detail, now, seq=1)
+        who = audit.Actor(actor or _account_name(conn, publisher_id), publisher_id)
+        _audit(conn, [_audit_row("run.submit", who, "run", row, detail, now)])
+        if self.enqueue is not None:
+            self.enqueue(conn, row["id"])
+        return row, True
 
-        def write(conn: Connection) -> Row | None:
-            if new.idempotency_key is not None:
-                used = _row_by_key(conn, publisher_id, new.idempotency_key)
-                if used is not None:
-                    if (used["agent"], used["input_json"]) != (new.agent, input_json):
-                        raise IdempotencyConflict(new.idempotency_key, used["id"])
-                    return used
-            now = self.now()  # under the write lock: creation times follow commit order
-            row["created_at"] = values["created_at"] = now
-            self._check_quotas(conn, publisher_id, now)
-            conn.execute(_INSERT_RUN, values)
-            _event(conn, row["id"], "queued", detail, now, seq=1)
-            who = audit.Actor(actor or _account_name(conn, publisher_id), publisher_id)
-            _audit(conn, [_audit_row("run.submit", who, "run", row, detail, now)])
-            if self.enqueue is not None:
-                self.enqueue(conn, row["id"])
-            return None
-
-        used = self._write(write)
-        return (_public(row), True) if used is None else (_public(used), False)
+    def _refused(
+        self, exc: AgentFactoryError, publisher_id: int, new: NewRun, actor: str | None
+    ) -> None:
+        audit.record_refusal(
+            self.engine, exc, "run.submit", audit.Actor(actor or "", publisher_id), "run",
+            "(new)", detail={"agent": new.agent_name},
+        )
 
     def _write(self, job: Callable[[Connection], T]) -> T:
         """`job(conn)` in a write transaction of its own."""
@@ -428,6 +491,14 @@ class RunStore:
 
 
 # --------------------------------------------------------------------------------- helpers
+
+
+def _input_json(new: NewRun) -> str:
+    """The run's input as stored; `AgentInputError` if it cannot be."""
+    try:
+        return stored_json(new.input, "input")
+    except NotStorable as exc:
+        raise AgentInputError(str(exc)) from None
 
 
 def _held(claim: Claim) -> dict[str, Any]:

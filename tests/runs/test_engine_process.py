@@ -390,3 +390,95 @@ def test_engines_that_wrote_are_freed_with_their_connections(tmp_path: Path) -> 
         del engine, conn
     gc.collect()
     assert [ref() for ref in refs] == [None] * 5
+
+
+def test_the_connection_returned_last_is_handed_out_next(tmp_path: Path) -> None:
+    """SQLite empties a connection's page cache when another connection changed the database:
+    the pool hands out the connection whose cache is warmest, the one returned last."""
+    from registry import db
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'pool.db'}")
+    first, second = engine.raw_connection(), engine.raw_connection()
+    warm = first.dbapi_connection
+    second.close()  # back to the pool first
+    first.close()  # then this one: the next transaction gets it
+    with db.write_connection(engine) as conn:
+        assert conn.connection.dbapi_connection is warm
+    engine.dispose()
+
+
+def test_the_engine_process_answers_a_batch_of_messages_in_order(tmp_path: Path) -> None:
+    """What the child does with the messages it finds waiting in its pipe: the submissions are
+    created together, each answered (created or refused) in order, other messages keep their
+    place, and nothing after `close` is acted on."""
+    from types import SimpleNamespace
+
+    from registry import Registry
+    from runs.engine_process import _handle_all
+    from runs.errors import QuotaExceeded
+    from runs.schemas import NewRun, RunPublic
+    from runs.settings import RunSettings
+    from runs.store import RunStore
+
+    registry = Registry.open(tmp_path)
+    owner, _ = registry.register_publisher("ada", "ada", None)
+    store = RunStore(registry.engine, RunSettings(max_concurrent=2, max_per_hour=0))
+    done: list[tuple[str, str]] = []
+    engine = SimpleNamespace(
+        store=store,
+        submit=lambda run_id: done.append(("submit", run_id)),
+        cancel=lambda run_id: done.append(("cancel", run_id)),
+    )
+    sent: list[tuple[Any, ...]] = []
+
+    def create(n: int) -> tuple[Any, ...]:
+        new = NewRun("documentaliste", "documentaliste", "1.0.0", {"n": n}, 5.0, None)
+        return ("create", n, owner.id, new, "ada", f"req-{n}")
+
+    closing = _handle_all(engine, sent.append, [
+        create(1), create(2), create(3), ("cancel", "elsewhere"), create(4), ("close",),
+        create(5),
+    ])
+    assert closing is True
+    assert [(message[0], message[1]) for message in sent] == [
+        ("created", 1), ("created", 2), ("refused", 3), ("refused", 4)]
+    assert all(isinstance(message[2], QuotaExceeded) for message in sent[2:])
+    ids = [RunPublic.model_validate_json(message[2]).id for message in sent[:2]]
+    assert done == [("submit", ids[0]), ("submit", ids[1]), ("cancel", "elsewhere")]
+    assert sorted(run.input["n"] for run in store.list_runs(owner.id).items) == [1, 2]
+    assert [store.get(run_id).status for run_id in ids] == ["queued", "queued"]
+    registry.close()
+
+
+def test_concurrent_submissions_keep_their_own_request_ids(make_app: Callable[..., Any]) -> None:
+    """Submissions from many threads at once (created by the engine's process in batches):
+    each run and its audit events carry the id of the request that submitted it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = make_app(workers=2)
+    ivy = register(client, "ivy")
+
+    def submit(n: int) -> tuple[str, str]:
+        answer = client.post(
+            "/api/v1/runs", params={"wait": 30},
+            json={"agent": BLOCKER, "input": {"echo": n}},
+            headers={**ivy.auth, "X-Request-ID": f"ivy-{n}"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["result"]["echo"] == n
+        return answer.json()["id"], answer.headers["X-Request-ID"]
+
+    with ThreadPoolExecutor(16) as pool:
+        submitted = list(pool.map(submit, range(48)))
+    assert [request for _, request in submitted] == [f"ivy-{n}" for n in range(48)]
+
+    def correlations(action: str) -> dict[str, str]:
+        page = client.get(
+            "/api/v1/audit", params={"action": action, "per_page": 200}, headers=ivy.auth
+        ).json()
+        return {event["object_id"]: event["correlation_id"] for event in page["items"]}
+
+    submits, finishes = correlations("run.submit"), correlations("run.finish")
+    assert len(submits) == len(finishes) == 48
+    for run_id, request in submitted:
+        assert submits[run_id] == request and finishes[run_id] == request

@@ -200,3 +200,66 @@ def test_non_finite_input_is_refused(registry: Registry, clock: Clock) -> None:
     store = make_store(registry, clock)
     with pytest.raises(AgentInputError, match="finite"):
         store.create(account(registry), NewRun("a", "a", None, {"x": float("nan")}, 1.0))
+
+
+def test_submissions_created_together_are_each_answered_as_if_alone(
+    registry: Registry, clock: Clock
+) -> None:
+    """One transaction for a batch of submissions (the engine's process under load): each gets
+    `create`'s answer, refusals stay its own, and each run and audit event carries the
+    correlation id of the request that made it."""
+    from sqlmodel import Session, select
+
+    from core.errors import AgentInputError
+    from registry.models import AuditEvent
+    from runs.store import Submission
+
+    store = make_store(registry, clock, max_concurrent=2, max_per_hour=0)
+    alice, bob = account(registry, "alice"), account(registry, "bob")
+    earlier, _ = store.create(alice, new("earlier", key="used"))
+    answers = store.create_many([
+        Submission(bob, new("one", key="b1"), "bob", "req-1"),
+        Submission(alice, new("changed", key="used"), "alice", "req-2"),  # key reused, new input
+        Submission(bob, new("two"), "bob", "req-3"),
+        Submission(bob, new("three"), "bob", "req-4"),  # bob's third active run: over quota
+        Submission(bob, new("one", key="b1"), "bob", "req-5"),  # replays the batch's first
+        Submission(alice, NewRun("a", "a", None, {"x": float("inf")}, 1.0), "alice", "req-6"),
+        Submission(alice, new("earlier", key="used"), "alice", "req-7"),  # replays an earlier
+    ])
+    one, conflict, two, over, replay, bad, replay_earlier = answers
+    assert isinstance(one, tuple) and one[1] is True
+    assert isinstance(conflict, IdempotencyConflict) and conflict.run_id == earlier.id
+    assert isinstance(two, tuple) and two[1] is True
+    assert isinstance(over, QuotaExceeded) and over.kind == "concurrent"
+    assert replay == (one[0], False)
+    assert isinstance(bad, AgentInputError)
+    assert isinstance(replay_earlier, tuple) and replay_earlier[0].id == earlier.id
+    assert store.list_runs(bob).total == 2 and store.list_runs(alice).total == 1
+    with Session(registry.engine) as session:
+        rows = session.exec(select(AuditEvent).where(AuditEvent.action == "run.submit")).all()
+    by_request = {row.correlation_id: (row.object_id, row.outcome) for row in rows}
+    assert by_request["req-1"] == (one[0].id, "ok")
+    assert by_request["req-3"] == (two[0].id, "ok")
+    assert by_request["req-2"][1].startswith("refused:")
+    assert by_request["req-4"][1].startswith("refused:")
+    assert {"req-5", "req-6", "req-7"}.isdisjoint(by_request)  # replays and bad input: no write
+
+
+def test_a_submission_that_breaks_the_batch_fails_alone(registry: Registry, clock: Clock) -> None:
+    """A failure that is no refusal (here an account that does not exist: a foreign key)
+    rolls the batch back; each submission is then created alone, and only that one fails."""
+    from sqlalchemy.exc import IntegrityError
+
+    from runs.store import Submission
+
+    store = make_store(registry, clock)
+    owner = account(registry)
+    first, broken, last = store.create_many([
+        Submission(owner, new("a"), "acme", "req-a"),
+        Submission(10_000, new("b"), "ghost", "req-b"),
+        Submission(owner, new("c"), "acme", "req-c"),
+    ])
+    assert isinstance(broken, IntegrityError)
+    assert isinstance(first, tuple) and isinstance(last, tuple)
+    assert sorted(run.input["text"] for run in store.list_runs(owner).items) == ["a", "c"]
+    assert store.get(first[0].id).status == "queued"
