@@ -191,8 +191,9 @@ class RunStore:
     ) -> list[tuple[RunPublic, bool] | Exception]:
         """`create` for each submission, in order, in one write transaction: what `create`
         would answer it, or raise for it (a refusal is its own; the others are created). Each
-        is written under its own correlation id. If the transaction fails for another reason,
-        each submission goes through `create` alone, so one cannot take the others with it."""
+        is written under its own correlation id. If the transaction breaks an integrity
+        constraint, each submission goes through `create` alone, so one cannot take the others
+        with it; any other failure of the database is every submission's answer."""
         answers: list[tuple[RunPublic, bool] | Exception | None] = [None] * len(submissions)
         inputs: dict[int, str] = {}
         for n, submission in enumerate(submissions):
@@ -214,10 +215,10 @@ class RunStore:
                         written[n] = exc
             return written
 
+        written: dict[int, tuple[Row, bool] | AgentFactoryError] = {}
         try:
             written = self._write(write) if inputs else {}
-        except Exception:
-            written = {}
+        except IntegrityError:  # one submission's doing (an account gone, a key raced on PG)
             for n in inputs:
                 one = submissions[n]
                 with correlated(one.correlation_id):
@@ -225,6 +226,9 @@ class RunStore:
                         answers[n] = self.create(one.publisher_id, one.new, actor=one.actor)
                     except Exception as exc:
                         answers[n] = exc
+        except Exception as exc:  # the database's (locked, gone): as `create` would raise it
+            for n in inputs:
+                answers[n] = exc
         for n, result in written.items():
             if isinstance(result, AgentFactoryError):
                 one = submissions[n]
