@@ -53,6 +53,11 @@ class LruTtlCache(Generic[V]):
         self._entries.move_to_end(key)
         return entry.value, None
 
+    def peek(self, key: str, now: float) -> V | None:
+        """The value `lookup(key, now)` would hit, or None; nothing is changed or counted."""
+        entry = self._entries.get(key)
+        return entry.value if entry is not None and entry.expires_at > now else None
+
     def put(self, key: str, value: V, now: float) -> None:
         self._entries[key] = _Entry(value, now + self.ttl_s)
         self._entries.move_to_end(key)

@@ -161,6 +161,12 @@ class TemplateManager:
             snapshot = self._refresh_stale(expired, snapshot)
         return self._resolve_into_cache(name, snapshot, now)
 
+    def cached(self, name: str) -> ResolvedTemplate | None:
+        """The template `get(name)` would answer from the cache, or None; it loads and
+        resolves nothing (an event loop may call it)."""
+        with self._lock:
+            return self._cache.peek(name, self._clock())
+
     def names(self) -> list[str]:
         """Names of every known template, sorted."""
         return sorted(self.catalog().by_name)

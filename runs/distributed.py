@@ -153,7 +153,7 @@ class ProcrastinateEngine:
             thread.start()
             self._threads.append(thread)
 
-    def create(
+    async def create(
         self, publisher_id: int, new: NewRun, actor: str | None, bound: Callable[[str], None]
     ) -> tuple[RunPublic, bool] | None:
         return None  # created by the API's store, whose transaction defers the job

@@ -53,12 +53,13 @@ class RunEngine(Protocol):
 
     def start(self) -> None: ...
 
-    def create(
+    async def create(
         self, publisher_id: int, new: NewRun, actor: str | None, bound: Listener
     ) -> tuple[RunPublic, bool] | None:
         """Create the run where this engine writes (`RunStore.create`: the run and whether it
         is new) and execute it; `bound(run_id)` is called before it can end. None when the
-        engine does not create runs: the caller creates it in the store and `submit`s it."""
+        engine does not create runs: the caller creates it in the store and `submit`s it.
+        Awaited on the API's event loop: it must not block it."""
         ...
 
     def submit(self, run_id: str) -> None: ...
@@ -119,7 +120,7 @@ class LocalEngine:
         self._spawn("run-sweeper", self._sweep)
         self._pick_up_queued()
 
-    def create(
+    async def create(
         self, publisher_id: int, new: NewRun, actor: str | None, bound: Listener
     ) -> tuple[RunPublic, bool] | None:
         return None  # the caller's store is this engine's

@@ -44,14 +44,21 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import itertools
 import logging
 import pickle
+import socket
+import struct
+import termios
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from core.context import correlation_id
@@ -77,6 +84,10 @@ RESTART_S = 1.0
 RESTART_MAX_S = 30.0
 CLOSE_S = 40.0
 CREATE_TIMEOUT_S = 60.0
+SEND_SLACK = 4096
+"""What the kernel counts for a message beyond its bytes, generously: its frame and the
+bookkeeping of its buffers (about 1.3 KiB for a small message, 4% of a large one, measured).
+`create` sends from the event loop only a message that fits with an eighth more and this."""
 ASK_TIMEOUT_S = 10.0
 
 Listener = Callable[[str], None]
@@ -128,23 +139,41 @@ class ProcessEngine:
                                         daemon=True)
         self._reader.start()
 
-    def create(
+    async def create(
         self, publisher_id: int, new: NewRun, actor: str | None, bound: Listener
     ) -> tuple[RunPublic, bool] | None:
         """`RunStore.create` in the child, which then executes the run; None if the child is
         down (the caller creates the run: the next child sweeps it up). `EngineUnavailable`
-        if the child went away before answering: whether the run exists is then unknown."""
+        if the child went away before answering: whether the run exists is then unknown.
+
+        Awaited on the API's event loop, which never blocks on it: the submission is sent from
+        the loop when the pipe has room for it for sure, else from a thread, and no thread
+        waits for the answer."""
         number = next(self._numbers)
         answer: Future[tuple[RunPublic, bool]] = Future()
-        self._creating[number] = (answer, bound)
-        message = ("create", number, publisher_id, new, actor, correlation_id())
-        try:
-            if not self._send(message):
+        # Running: a waiter that gives up cannot cancel it under the reader, which may set it
+        # at any moment (the reader and `_fail_asked` would otherwise meet a cancelled future).
+        answer.set_running_or_notify_cancel()
+        data = ForkingPickler.dumps(
+            ("create", number, publisher_id, new, actor, correlation_id())
+        ).tobytes()
+
+        async def send_and_wait() -> tuple[RunPublic, bool] | None:
+            sent = self._send_now(data)
+            if sent is None:
+                sent = await asyncio.to_thread(self._send_data, data)
+            if not sent:
                 return None
-            return answer.result(timeout=CREATE_TIMEOUT_S)
+            made: tuple[RunPublic, bool] = await asyncio.wrap_future(answer)
+            return made
+
+        self._creating[number] = (answer, bound)
+        try:
+            return await asyncio.wait_for(send_and_wait(), CREATE_TIMEOUT_S)
         except TimeoutError:
-            raise EngineUnavailable("the run engine did not answer the submission in "
-                                    f"{CREATE_TIMEOUT_S:.0f} s") from None
+            raise EngineUnavailable(
+                f"the run engine did not answer the submission in {CREATE_TIMEOUT_S:.0f} s"
+            ) from None
         finally:
             self._creating.pop(number, None)
 
@@ -208,14 +237,41 @@ class ProcessEngine:
     def _send(self, message: tuple[Any, ...]) -> bool:
         """Whether `message` was sent (False: the child is gone; the reader starts another,
         and the store keeps the runs)."""
+        return self._send_data(ForkingPickler.dumps(message).tobytes())
+
+    def _send_data(self, data: bytes) -> bool:
+        """`_send` for a pickled message."""
         child = self._child
         if child is None:
             return False
         with self._send_lock:
             try:
-                child.conn.send(message)
+                child.conn.send_bytes(data)
             except (OSError, ValueError):
                 return False
+        return True
+
+    def _send_now(self, data: bytes) -> bool | None:
+        """`_send_data` if it cannot wait, else None: the pipe's buffer has room for `data`
+        (the child may be stuck, not reading it) and no thread is sending. An event loop calls
+        this: it must never block."""
+        if not self._send_lock.acquire(blocking=False):
+            return None
+        try:  # the room is measured under the lock: no thread's send can take it meanwhile
+            child = self._child
+            if child is None:
+                return False
+            try:
+                fits = len(data) + len(data) // 8 + SEND_SLACK <= _send_room(child.conn)
+            except OSError:
+                return None
+            if not fits:
+                return None
+            child.conn.send_bytes(data)
+        except (OSError, ValueError):
+            return False
+        finally:
+            self._send_lock.release()
         return True
 
     def _ask(self, what: str) -> Any:
@@ -235,14 +291,16 @@ class ProcessEngine:
         for number in list(self._asked):
             answer = self._asked.pop(number, None)
             if answer is not None and not answer.done():
-                answer.set_exception(EngineUnavailable(reason))
+                with contextlib.suppress(InvalidStateError):  # set meanwhile
+                    answer.set_exception(EngineUnavailable(reason))
         for number in list(self._creating):
             entry = self._creating.pop(number, None)
             if entry is not None and not entry[0].done():
-                entry[0].set_exception(EngineUnavailable(
-                    f"{reason} before it answered a submission; whether the run was created "
-                    "is unknown: submit it again with its idempotency key"
-                ))
+                with contextlib.suppress(InvalidStateError):
+                    entry[0].set_exception(EngineUnavailable(
+                        f"{reason} before it answered a submission; whether the run was "
+                        "created is unknown: submit it again with its idempotency key"
+                    ))
 
     def _follow(self) -> None:
         """The reader thread: dispatch what the child says; start it again if it dies (after
@@ -297,17 +355,22 @@ class ProcessEngine:
             entry = self._creating.get(message[1])
             if entry is None or entry[0].done():
                 return
-            try:
-                run = RunPublic.model_validate_json(message[2])
-                entry[1](run.id)  # before any later message about the run is read
-            except Exception as exc:
-                entry[0].set_exception(EngineUnavailable(f"the run's record did not arrive: {exc}"))
-                raise
-            entry[0].set_result((run, message[3]))
+            # The waiter may give up (its timeout cancels the future) at any moment.
+            with contextlib.suppress(InvalidStateError):
+                try:
+                    run = RunPublic.model_validate_json(message[2])
+                    entry[1](run.id)  # before any later message about the run is read
+                except Exception as exc:
+                    entry[0].set_exception(
+                        EngineUnavailable(f"the run's record did not arrive: {exc}")
+                    )
+                    raise
+                entry[0].set_result((run, message[3]))
         elif kind == "refused":
             entry = self._creating.get(message[1])
             if entry is not None and not entry[0].done():
-                entry[0].set_exception(message[2])
+                with contextlib.suppress(InvalidStateError):
+                    entry[0].set_exception(message[2])
         elif kind == "start":
             self.on_start(message[1])
         elif kind == "change":
@@ -324,6 +387,19 @@ class ProcessEngine:
                 child.ready = True
         else:
             log.error("the run engine's process sent %r", kind)
+
+
+def _send_room(conn: Connection) -> int:
+    """How many bytes the kernel takes on `conn`, a Unix socket, without blocking: its send
+    buffer's size less what is queued there, unread by the other end."""
+    fd = conn.fileno()
+    sock = socket.socket(fileno=fd)
+    try:
+        size = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    finally:
+        sock.detach()  # the descriptor stays the connection's
+    queued: int = struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, bytes(4)))[0]
+    return size - queued
 
 
 # ---------------------------------------------------------------------------------- child

@@ -35,6 +35,7 @@ class Subscription:
         self.event = asyncio.Event()
         self.final: RunPublic | None = None
         self.run_id: str | None = None
+        self.closed = False  # its `watching` block is over: `bind` must not register it
 
     def clear(self) -> None:
         self.event.clear()
@@ -92,6 +93,7 @@ class RunWatch:
             yield sub
         finally:
             with self._lock:
+                sub.closed = True
                 subs = self._subscribers.get(sub.run_id or "")
                 if subs is not None:
                     subs.discard(sub)
@@ -100,8 +102,11 @@ class RunWatch:
 
     def bind(self, sub: Subscription, run_id: str) -> None:
         """Make `sub` (from `watching`, bound to no run yet) a subscriber of `run_id`; may be
-        called from any thread."""
+        called from any thread; a subscription whose waiter has gone (its `watching` block
+        ended, say the request was cancelled) is left out."""
         with self._lock:
+            if sub.closed:
+                return
             assert sub.run_id is None, "a subscription follows one run"
             sub.run_id = run_id
             self._subscribers.setdefault(run_id, set()).add(sub)

@@ -143,11 +143,11 @@ class MachineEngine:
                                             daemon=True)
             self._thread.start()
 
-    def create(
+    async def create(
         self, publisher_id: int, new: NewRun, actor: str | None, bound: Callable[[str], None]
     ) -> tuple[RunPublic, bool] | None:
         engine = self.engine
-        return None if engine is None else engine.create(publisher_id, new, actor, bound)
+        return None if engine is None else await engine.create(publisher_id, new, actor, bound)
 
     def submit(self, run_id: str) -> None:
         # Not the owner: the run is queued in the store; the owner's sweeper takes it.

@@ -482,3 +482,140 @@ def test_concurrent_submissions_keep_their_own_request_ids(make_app: Callable[..
     assert len(submits) == len(finishes) == 48
     for run_id, request in submitted:
         assert submits[run_id] == request and finishes[run_id] == request
+
+
+def test_a_stopped_engine_process_never_stalls_the_event_loop(
+    make_app: Callable[..., Any],
+) -> None:
+    """The engine's process stops reading (SIGSTOP: as if stuck on a lock) while submissions
+    pile up, big enough to fill its pipe: the API still answers other requests at once, and
+    once the process goes on every submission gets its run, exactly one each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = make_app(workers=1)
+    uma = register(client, "uma")
+    assert uma.run(BLOCKER, {"echo": "warm"})["status"] == "succeeded"
+    engine_pid = _engine_pid(client)
+    assert engine_pid is not None
+    filler = "x" * 150_000  # under the API's JSON limit; a dozen of them fill the pipe
+    os.kill(engine_pid, signal.SIGSTOP)
+    with ThreadPoolExecutor(12) as pool:
+        try:
+            submitted = [
+                pool.submit(uma.submit, BLOCKER, {"echo": n, "pad": filler},
+                            idempotency_key=f"k{n}")
+                for n in range(12)
+            ]
+            process_engine = engine_of(client).engine
+            wait_until(lambda: len(process_engine._creating) == 12, timeout=30,
+                       what="all 12 submissions sent")
+            with ThreadPoolExecutor(1) as probe:
+                health = probe.submit(client.get, "/healthz").result(timeout=20)
+                assert health.status_code == 200
+                listed = probe.submit(
+                    client.get, "/api/v1/runs", headers=uma.auth
+                ).result(timeout=20)
+                assert listed.status_code == 200
+        finally:
+            os.kill(engine_pid, signal.SIGCONT)  # before leaving the pool, which waits
+        answers = [f.result(timeout=60) for f in submitted]
+    assert [a.status_code for a in answers] == [202] * 12, [a.text[:200] for a in answers]
+    finals = [uma.wait(a.json()["id"]) for a in answers]
+    assert sorted(f["result"]["echo"] for f in finals) == list(range(12))
+    assert client.get("/api/v1/runs", headers=uma.auth).json()["total"] == 13
+
+
+def test_the_event_loop_never_waits_to_send_a_submission() -> None:
+    """`_send_now` (called on the event loop) sends only what the socket takes at once: not
+    when a thread is sending, not when the buffer lacks room (a child that stopped reading)."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from runs.engine_process import EngineSpec, ProcessEngine
+    from runs.settings import RunSettings
+    from runs.worker import WorkerConfig
+
+    engine = ProcessEngine(EngineSpec("sqlite://", RunSettings(), WorkerConfig(), False))
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    engine._child = SimpleNamespace(conn=ours)  # type: ignore[assignment]  # only .conn is used
+    assert engine._send_now(b"small") is True
+    assert theirs.recv_bytes() == b"small"
+    holding = threading.Event()
+    release = threading.Event()
+
+    def sending_thread() -> None:
+        with engine._send_lock:
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=sending_thread)
+    thread.start()
+    holding.wait(10)
+    started = time.monotonic()
+    assert engine._send_now(b"small") is None  # a thread holds the lock: not waited for
+    release.set()
+    thread.join()
+    sent = {30_000: 0, 10: 0}
+    for size in sent:  # nobody reads: big messages until one is refused, then small ones
+        while engine._send_now(b"x" * size):
+            sent[size] += 1
+            assert sent[size] < 100_000 and time.monotonic() - started < 10
+    assert sent[30_000] >= 1 and sent[10] >= 1
+    for size, count in sent.items():  # every message sent arrives whole, in order
+        assert [theirs.recv_bytes() for _ in range(count)] == [b"x" * size] * count
+    assert not theirs.poll()
+
+
+def test_failing_waiters_who_already_gave_up_does_not_stop_the_reader() -> None:
+    """When the child dies, `_fail_asked` fails every waiter, including ones that gave up (a
+    cancelled future) a moment before: it must not raise, or no child would be started again."""
+    from concurrent.futures import Future
+
+    from runs.engine_process import EngineSpec, ProcessEngine
+    from runs.errors import EngineUnavailable
+    from runs.settings import RunSettings
+    from runs.worker import WorkerConfig
+
+    engine = ProcessEngine(EngineSpec("sqlite://", RunSettings(), WorkerConfig(), False))
+    gave_up: Future[Any] = Future()
+    gave_up.cancel()
+    waiting: Future[Any] = Future()
+    engine._creating[1] = (gave_up, lambda run_id: None)
+    engine._creating[2] = (waiting, lambda run_id: None)
+    asked: Future[Any] = Future()
+    asked.cancel()
+    engine._asked[3] = asked
+    engine._fail_asked("the run engine's process was lost")
+    with pytest.raises(EngineUnavailable, match="idempotency key"):
+        waiting.result(timeout=0)
+    assert engine._creating == {} and engine._asked == {}
+
+
+def test_only_small_submissions_are_checked_on_the_event_loop(
+    make_app: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking an input walks it: a big one (up to the API's 256 KiB) is checked in a worker
+    thread, so another account's requests are not held up behind it."""
+    import asyncio
+
+    from runs.service import INLINE_BYTES, RunService
+
+    on_loop: list[bool] = []
+    checked = RunService.new_run
+
+    def recording(self: RunService, *args: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return checked(self, *args)
+
+    monkeypatch.setattr(RunService, "new_run", recording)
+    client = make_app(workers=1)
+    zoe = register(client, "zoe")
+    for pad in ("", "", "x" * INLINE_BYTES):  # the first one loads the template
+        answer = zoe.submit(BLOCKER, {"echo": 1, "pad": pad})
+        assert answer.status_code == 202, answer.text
+    assert on_loop[1:] == [True, False]

@@ -81,3 +81,18 @@ def test_a_waiter_never_takes_an_end_it_was_not_shown_to_own() -> None:
             raise AssertionError("another account's run was handed out")
 
     asyncio.run(scenario())
+
+
+def test_a_subscription_bound_after_its_waiter_left_is_not_kept() -> None:
+    """The engine's reader binds a submitter's subscription when the run's creation arrives;
+    if the request was cancelled meanwhile (its `watching` block is over), nothing is kept."""
+
+    async def scenario() -> None:
+        watch = RunWatch()
+        with watch.watching(progress=False) as sub:
+            pass  # the request went away before its run was created
+        await asyncio.to_thread(watch.bind, sub, "r1")
+        assert watch._subscribers == {}
+        await asyncio.to_thread(watch.settle, _run("r1", "succeeded"))  # wakes nobody, no error
+
+    asyncio.run(scenario())

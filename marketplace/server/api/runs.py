@@ -16,7 +16,6 @@ reconnect with `Last-Event-ID` to resume where they stopped.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -90,11 +89,12 @@ async def submit_run(
     deadline = time.monotonic() + wait
     with runs.watch.watching(progress=False) as sub:
         try:
-            run, created = await to_thread.run_sync(functools.partial(
-                runs.submit, factory, principal.publisher_id, body.agent, body.input,
+            run, created = await runs.submit(
+                factory, principal.publisher_id, body.agent, body.input,
                 timeout_s=body.timeout_s, idempotency_key=body.idempotency_key,
                 actor=principal.name, subscription=sub,
-            ))
+                request_bytes=_declared_size(request),
+            )
         except QuotaExceeded as exc:
             raise QuotaLimited(exc) from exc
         if wait > 0:
@@ -104,6 +104,12 @@ async def submit_run(
         response.status_code = 200
     response.headers["Location"] = f"{PREFIX}/runs/{run.id}"
     return _out(run)
+
+
+def _declared_size(request: Request) -> int | None:
+    """The request's Content-Length, if it gave a valid one (the body limit held it to it)."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else None
 
 
 async def _read(runs: RunService, run_id: str, owner: int) -> RunPublic:
