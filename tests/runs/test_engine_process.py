@@ -9,6 +9,7 @@ instead of failing with "database is locked".
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -567,29 +568,38 @@ def test_the_event_loop_never_waits_to_send_a_submission() -> None:
     assert not theirs.poll()
 
 
-def test_failing_waiters_who_already_gave_up_does_not_stop_the_reader() -> None:
-    """When the child dies, `_fail_asked` fails every waiter, including ones that gave up (a
-    cancelled future) a moment before: it must not raise, or no child would be started again."""
-    from concurrent.futures import Future
+def test_a_submitter_who_gives_up_leaves_its_answer_settable() -> None:
+    """A request cancelled (or timed out) while the engine creates its run must not cancel the
+    future the reader thread sets: setting a cancelled one raises, and `_fail_asked` raising
+    when the child dies would end the reader, and with it every restart."""
+    import asyncio
+    from types import SimpleNamespace
 
     from runs.engine_process import EngineSpec, ProcessEngine
     from runs.errors import EngineUnavailable
+    from runs.schemas import NewRun
     from runs.settings import RunSettings
     from runs.worker import WorkerConfig
 
     engine = ProcessEngine(EngineSpec("sqlite://", RunSettings(), WorkerConfig(), False))
-    gave_up: Future[Any] = Future()
-    gave_up.cancel()
-    waiting: Future[Any] = Future()
-    engine._creating[1] = (gave_up, lambda run_id: None)
-    engine._creating[2] = (waiting, lambda run_id: None)
-    asked: Future[Any] = Future()
-    asked.cancel()
-    engine._asked[3] = asked
-    engine._fail_asked("the run engine's process was lost")
-    with pytest.raises(EngineUnavailable, match="idempotency key"):
-        waiting.result(timeout=0)
-    assert engine._creating == {} and engine._asked == {}
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    engine._child = SimpleNamespace(conn=ours)  # type: ignore[assignment]  # only .conn is used
+    new = NewRun("a", "a", "1.0", {}, 1.0, None)
+
+    async def scenario() -> Any:
+        task = asyncio.create_task(engine.create(1, new, None, lambda run_id: None))
+        while not engine._creating:
+            await asyncio.sleep(0.001)
+        answer = next(iter(engine._creating.values()))[0]
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return answer
+
+    answer = asyncio.run(scenario())
+    assert theirs.recv()[0] == "create"  # it was sent: the child may still answer it
+    assert not answer.cancelled()
+    answer.set_exception(EngineUnavailable("the run engine's process was lost"))  # no error
 
 
 def test_only_small_submissions_are_checked_on_the_event_loop(
