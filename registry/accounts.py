@@ -199,10 +199,16 @@ def tokens(session: Session, principal: Principal) -> list[TokenPublic]:
 
 def authenticate(conn: Connection, token: str) -> Principal:
     """The holder of `token`, in one query, inside the caller's transaction."""
-    if not token.startswith(TOKEN_PREFIX):
-        raise AuthenticationError("malformed token")
-    rows = conn.execute(_BY_TOKEN, {"t_hash": hash_token(token)}).all()
-    return _holder(rows)  # Core rows unpack and index like the driver's tuples
+    return _authenticate(conn.connection, conn.dialect, token)
+
+
+def authenticate_on(engine: Engine, token: str) -> Principal:
+    """`authenticate`, on a connection of `engine`'s pool of its own."""
+    connection = engine.raw_connection()
+    try:
+        return _authenticate(connection, engine.dialect, token)
+    finally:
+        connection.close()  # back to the pool, which rolls back whatever the driver began
 
 
 @lru_cache(maxsize=8)
@@ -210,21 +216,17 @@ def _by_token(dialect: Dialect) -> Prepared:
     return Prepared.compile(_BY_TOKEN, dialect)
 
 
-def authenticate_on(engine: Engine, token: str) -> Principal:
-    """`authenticate`, on a connection of `engine`'s pool of its own: every request with a
-    token asks this, so the query runs on the driver's cursor (`core.sql.Prepared`)."""
+def _authenticate(connection: Any, dialect: Dialect, token: str) -> Principal:
+    """`authenticate` on a DB-API connection: every request with a token asks this, so the
+    query runs on the driver's cursor (`core.sql.Prepared`)."""
     if not token.startswith(TOKEN_PREFIX):
         raise AuthenticationError("malformed token")
-    connection = engine.raw_connection()
+    cursor = connection.cursor()
     try:
-        cursor = connection.cursor()
-        try:
-            _by_token(engine.dialect).execute(cursor, {"t_hash": hash_token(token)})
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
+        _by_token(dialect).execute(cursor, {"t_hash": hash_token(token)})
+        rows = cursor.fetchall()
     finally:
-        connection.close()  # back to the pool, which rolls back whatever the driver began
+        cursor.close()
     return _holder(rows)
 
 

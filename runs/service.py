@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 
-from core.errors import AgentInputError, TemplateNotFound
+from core.errors import TemplateNotFound
 from runs.engine import RunEngine
 from runs.errors import RunError
 from runs.executor import installed_refusal, split_agent, version_allowed
-from runs.schemas import NewRun, NotStorable, RunPublic, stored_json
-from runs.store import RunStore
+from runs.schemas import NewRun, RunPublic
+from runs.store import RunStore, input_json
 from runs.watch import RunWatch, Subscription
 
 if TYPE_CHECKING:
@@ -79,7 +79,11 @@ class RunService:
             new = await to_thread.run_sync(
                 self.new_run, factory, agent, task, timeout_s, idempotency_key
             )
-        bound = self._binder(subscription)
+
+        def bound(run_id: str) -> None:
+            if subscription is not None:
+                self.watch.bind(subscription, run_id)
+
         # An engine with a process of its own creates the run there and executes it at once.
         made = await self.engine.create(publisher_id, new, actor, bound)
         if made is None:
@@ -118,21 +122,11 @@ class RunService:
         timeout = settings.default_timeout_s if timeout_s is None else timeout_s
         if timeout > settings.max_timeout_s:
             raise TimeoutTooLong(timeout, settings.max_timeout_s)
-        try:
-            stored_json(task, "input")  # refused here, before it is pickled for the engine
-        except NotStorable as exc:
-            raise AgentInputError(str(exc)) from None
+        input_json(task)  # refused here, before it is pickled for the engine
         return NewRun(
             agent=agent, agent_name=template.name, version=template.version, input=task,
             timeout_s=timeout, idempotency_key=idempotency_key,
         )
-
-    def _binder(self, subscription: Subscription | None) -> Callable[[str], None]:
-        def bound(run_id: str) -> None:
-            if subscription is not None:
-                self.watch.bind(subscription, run_id)
-
-        return bound
 
     def _create_here(
         self, publisher_id: int, new: NewRun, actor: str | None, bound: Callable[[str], None]

@@ -170,10 +170,10 @@ class RunStore:
     ) -> tuple[RunPublic, bool]:
         """The new queued run, and True; or, for a used idempotency key, that run and False.
         `actor` is the account's name for the audit trail (read from the database if None)."""
-        input_json = _input_json(new)
+        encoded = input_json(new.input)
         try:
             row, created = self._write(
-                lambda conn: self._new_run(conn, publisher_id, new, input_json, actor)
+                lambda conn: self._new_run(conn, publisher_id, new, encoded, actor)
             )
         except AgentFactoryError as exc:  # a quota, a reused idempotency key
             self._refused(exc, publisher_id, new, actor)
@@ -198,7 +198,7 @@ class RunStore:
         inputs: dict[int, str] = {}
         for n, submission in enumerate(submissions):
             try:
-                inputs[n] = _input_json(submission.new)
+                inputs[n] = input_json(submission.new.input)
             except AgentInputError as exc:
                 answers[n] = exc
 
@@ -497,10 +497,10 @@ class RunStore:
 # --------------------------------------------------------------------------------- helpers
 
 
-def _input_json(new: NewRun) -> str:
-    """The run's input as stored; `AgentInputError` if it cannot be."""
+def input_json(task: dict[str, Any]) -> str:
+    """A run's input as the store keeps it; `AgentInputError` if it cannot be kept."""
     try:
-        return stored_json(new.input, "input")
+        return stored_json(task, "input")
     except NotStorable as exc:
         raise AgentInputError(str(exc)) from None
 
